@@ -1,0 +1,12 @@
+//! `sasldblistusers`: see `sasldb::cli::listusers`.
+//!
+//! `no_main` keeps the C process start-up (SIGPIPE ends the process quietly
+//! when the reader of `sasldblistusers | head` goes away, as with Cyrus).
+#![no_main]
+
+use std::ffi::{c_char, c_int};
+
+#[unsafe(no_mangle)]
+pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
+    sasldb::cli::listusers::run(std::env::args_os())
+}

@@ -1,0 +1,375 @@
+//! `sasldblistusers`: a drop-in for Cyrus SASL 2.1.28's `sasldblistusers2`,
+//! plus table and JSON views and a realm filter.
+//!
+//! The default output is byte-identical to Cyrus's: one
+//! `authid@realm: property` line per key, in LMDB key order. Keys Cyrus
+//! cannot parse (not exactly two NULs) make Cyrus loop forever; they are
+//! skipped here with one warning.
+
+use std::ffi::OsString;
+use std::io::{self, BufWriter, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use clap::{Arg, ArgAction, Command};
+use serde::Serialize;
+
+use super::getopt::{Event, Getopt};
+use super::{DEFAULT_SASLDB, exit, isatty, stderr};
+use crate::saslconf;
+use crate::secret;
+use crate::store::{OpenOptions, Scanned, Store};
+
+const AFTER_HELP: &str = "\
+Compatibility:
+  Output, messages and exit codes are those of sasldblistusers2 from Cyrus SASL 2.1.28: a store
+  that is missing or cannot be read prints \"listusers failed\" on stderr and exits 0, as Cyrus
+  does (preceded here by a line saying why). With --format table or json such errors exit 1.
+  sasldb_path in sasldblistusers.conf is ignored, as by Cyrus; sasldb_mapsize and
+  sasldb_maxreaders are read.
+
+Differences from sasldblistusers2, on purpose:
+  * A key without exactly two NUL bytes is skipped with one warning (Cyrus loops forever).
+  * A symbolic link as the store path is refused (see saslpasswd(8)).
+
+JSON schema (--format json), stable: {\"schema\": \"sasldb-list/1\", \"path\": STRING,
+  \"accounts\": [{\"user\": STRING, \"realm\": STRING, \"properties\": [STRING],
+  \"mechanisms\": [STRING]}], \"malformed_keys\": NUMBER}. Accounts come in LMDB key order;
+  bytes that are not UTF-8 are shown as U+FFFD. \"mechanisms\" lists what Cyrus SASL can serve
+  from the stored properties. Values (secrets) are never printed in any format.
+
+Examples:
+  sasldblistusers                      list /etc/sasldb2 as Cyrus does
+  sasldblistusers -f /var/spool/postfix/etc/sasldb2 --format table
+  sasldblistusers --realm \"$(postconf -h myhostname)\" --format json";
+
+/// Output views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Compat,
+    Table,
+    Json,
+}
+
+pub fn command() -> Command {
+    Command::new("sasldblistusers")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("list the users of a sasldb file (sasldblistusers2 compatible)")
+        .long_about(
+            "sasldblistusers lists the accounts of a sasldb file in Cyrus SASL's LMDB layout. \
+             By default it prints exactly what Cyrus sasldblistusers2 prints: one \
+             user@realm: property line per stored property. Table and JSON views show each \
+             account once with the mechanisms it can use. Secrets are never printed.",
+        )
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .override_usage(
+            "sasldblistusers [-v] [[-f] sasldb] [--format compat|table|json] [--realm REALM]",
+        )
+        .arg(
+            Arg::new("file")
+                .short('f')
+                .value_name("sasldb")
+                .action(ArgAction::Set)
+                .value_hint(clap::ValueHint::FilePath)
+                .help("Use this file as the sasldb (default /etc/sasldb2)"),
+        )
+        .arg(
+            Arg::new("version")
+                .short('v')
+                .action(ArgAction::SetTrue)
+                .help("Print version numbers and exit"),
+        )
+        .arg(
+            Arg::new("help")
+                .short('h')
+                .action(ArgAction::SetTrue)
+                .help("Print the Cyrus usage text and exit 1"),
+        )
+        .arg(
+            Arg::new("format")
+                .long("format")
+                .value_name("FORMAT")
+                .action(ArgAction::Set)
+                .value_parser(["compat", "table", "json"])
+                .help("Output view: compat (Cyrus lines, default), table or json"),
+        )
+        .arg(
+            Arg::new("realm")
+                .long("realm")
+                .value_name("REALM")
+                .action(ArgAction::Set)
+                .help("Only list accounts in this realm (exact, case-sensitive)"),
+        )
+        .arg(
+            Arg::new("long-help")
+                .long("help")
+                .action(ArgAction::SetTrue)
+                .help("Print this help and exit 0"),
+        )
+        .after_long_help(AFTER_HELP)
+}
+
+fn usage(prog: &str) {
+    stderr(&format!(
+        "{}{prog}: usage: {prog} [-v] [[-f] sasldb]\n\t-f sasldb\tuse given file as sasldb\n\t-v\tprint version numbers and exit\n",
+        super::ACK
+    ));
+}
+
+/// Run the tool; returns the exit code.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let mut args = args.into_iter();
+    let prog = super::prog_name(args.next().as_deref(), "sasldblistusers");
+    let args: Vec<OsString> = args.collect();
+    let mut file: Option<OsString> = None;
+    let mut format = Format::Compat;
+    let mut realm: Option<OsString> = None;
+    // Cyrus: a single argument that is not an option is the path.
+    if args.len() == 1 && !args[0].as_bytes().starts_with(b"-") {
+        file = Some(args[0].clone());
+    } else {
+        let parsed = Getopt::from_command(&command()).parse(args);
+        for ev in parsed.events {
+            match ev {
+                Event::Error(msg) => {
+                    stderr(&format!("{prog}: {msg}\n"));
+                    usage(&prog);
+                    stderr("Unrecognized command line option\n");
+                    return exit::FAIL;
+                }
+                Event::Opt(id, v) => match id.as_str() {
+                    "file" => file = v,
+                    "version" => {
+                        stderr(&super::version_text());
+                        return exit::OK;
+                    }
+                    "format" => {
+                        format = match v.as_ref().and_then(|f| f.to_str()) {
+                            Some("compat") => Format::Compat,
+                            Some("table") => Format::Table,
+                            Some("json") => Format::Json,
+                            _ => {
+                                stderr(&format!(
+                                    "{prog}: --format takes compat, table or json\n"
+                                ));
+                                return exit::FAIL;
+                            }
+                        }
+                    }
+                    "realm" => realm = v,
+                    "long-help" => {
+                        let help = command().render_long_help().to_string();
+                        let _ = io::stdout().write_all(help.as_bytes());
+                        return exit::OK;
+                    }
+                    _ => {
+                        usage(&prog);
+                        return exit::FAIL;
+                    }
+                },
+            }
+        }
+        // Extension: with one of our long options, `sasldblistusers PATH
+        // --format json` names the path as an operand. Every command line
+        // Cyrus accepts or refuses is still treated as Cyrus treats it.
+        let extended = format != Format::Compat || realm.is_some();
+        match parsed.operands.as_slice() {
+            [] => {}
+            [one] if extended && file.is_none() => file = Some(one.clone()),
+            _ => {
+                usage(&prog);
+                return exit::FAIL;
+            }
+        }
+    }
+    let path = match &file {
+        Some(f) if !f.is_empty() => PathBuf::from(f),
+        _ => PathBuf::from(DEFAULT_SASLDB),
+    };
+    let config = match saslconf::load("sasldblistusers", &saslconf::search_path()) {
+        Ok(c) => c,
+        Err(e) => {
+            stderr(&format!("{prog}: {e}\nCouldn't initialize server API\n"));
+            return exit::FAIL;
+        }
+    };
+    let open = OpenOptions {
+        map_size: config.sasldb_mapsize(),
+        max_readers: config.sasldb_maxreaders(),
+    };
+    let failed = |detail: &dyn std::fmt::Display| {
+        stderr(&format!("{prog}: {detail}\n"));
+        if format == Format::Compat {
+            stderr("listusers failed\n");
+            exit::OK
+        } else {
+            exit::FAIL
+        }
+    };
+    let store = match Store::open_read(&path, &open) {
+        Ok(s) => s,
+        Err(e) => return failed(&e),
+    };
+    let realm = realm.map(|r| r.as_bytes().to_vec());
+    let listing = match list(&store, realm.as_deref(), format) {
+        Ok(l) => l,
+        Err(e) => return failed(&e),
+    };
+    if listing.malformed > 0 {
+        stderr(&format!(
+            "{prog}: warning: skipped {} malformed key(s) (not user\\0realm\\0property)\n",
+            listing.malformed
+        ));
+    }
+    let out = io::stdout().lock();
+    let written = match format {
+        Format::Compat => write_all_bytes(out, &listing.compat),
+        Format::Table => write_all_bytes(out, render_table(&listing.accounts).as_bytes()),
+        Format::Json => {
+            let doc = JsonDoc {
+                schema: "sasldb-list/1",
+                path: path.to_string_lossy().into_owned(),
+                accounts: &listing.accounts,
+                malformed_keys: listing.malformed,
+            };
+            let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+            text.push('\n');
+            write_all_bytes(out, text.as_bytes())
+        }
+    };
+    match written {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            stderr(&format!("{prog}: standard output: {}\n", super::strerror(&e)));
+            exit::FAIL
+        }
+    }
+}
+
+fn write_all_bytes(out: impl Write, bytes: &[u8]) -> io::Result<()> {
+    let mut w = BufWriter::with_capacity(1 << 16, out);
+    w.write_all(bytes)?;
+    w.flush()
+}
+
+/// One account as the table and JSON views show it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AccountView {
+    pub user: String,
+    pub realm: String,
+    pub properties: Vec<String>,
+    pub mechanisms: Vec<&'static str>,
+}
+
+#[derive(Serialize)]
+struct JsonDoc<'a> {
+    schema: &'static str,
+    path: String,
+    accounts: &'a [AccountView],
+    malformed_keys: usize,
+}
+
+/// The listing of a store in one snapshot.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// Cyrus lines, raw bytes (compat view only).
+    pub compat: Vec<u8>,
+    /// Accounts (table and JSON views only).
+    pub accounts: Vec<AccountView>,
+    pub malformed: usize,
+}
+
+/// Read the listing for one view in one read transaction.
+pub fn list(store: &Store, realm: Option<&[u8]>, format: Format) -> crate::store::Result<Listing> {
+    store.read(|view| {
+        let mut l = Listing::default();
+        // Property names and values of the account being gathered.
+        let mut current: Option<(Vec<u8>, Vec<u8>)> = None;
+        let mut props: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let flush = |cur: &mut Option<(Vec<u8>, Vec<u8>)>,
+                     props: &mut Vec<(Vec<u8>, Vec<u8>)>,
+                     out: &mut Vec<AccountView>| {
+            if let Some((user, realm)) = cur.take() {
+                let refs: Vec<(&[u8], &[u8])> = props
+                    .iter()
+                    .map(|(p, v)| (p.as_slice(), v.as_slice()))
+                    .collect();
+                out.push(AccountView {
+                    user: String::from_utf8_lossy(&user).into_owned(),
+                    realm: String::from_utf8_lossy(&realm).into_owned(),
+                    properties: props
+                        .iter()
+                        .map(|(p, _)| String::from_utf8_lossy(p).into_owned())
+                        .collect(),
+                    mechanisms: secret::mechanisms(&refs),
+                });
+                props.clear();
+            }
+        };
+        view.scan(|s| {
+            let e = match s {
+                Scanned::Entry(e) => e,
+                Scanned::Malformed(_) => {
+                    l.malformed += 1;
+                    return true;
+                }
+            };
+            if realm.is_some_and(|r| r != e.realm) {
+                return true;
+            }
+            if format == Format::Compat {
+                l.compat.extend_from_slice(e.authid);
+                l.compat.push(b'@');
+                l.compat.extend_from_slice(e.realm);
+                l.compat.extend_from_slice(b": ");
+                l.compat.extend_from_slice(e.property);
+                l.compat.push(b'\n');
+                return true;
+            }
+            let same = current
+                .as_ref()
+                .is_some_and(|(u, r)| u == e.authid && r == e.realm);
+            if !same {
+                flush(&mut current, &mut props, &mut l.accounts);
+                current = Some((e.authid.to_vec(), e.realm.to_vec()));
+            }
+            // Values are kept only to name SCRAM mechanisms; never shown.
+            let keep = if e.property == secret::AUTH_PASSWORD.as_bytes() {
+                e.value.to_vec()
+            } else {
+                Vec::new()
+            };
+            props.push((e.property.to_vec(), keep));
+            true
+        })?;
+        flush(&mut current, &mut props, &mut l.accounts);
+        Ok(l)
+    })
+}
+
+fn render_table(accounts: &[AccountView]) -> String {
+    use comfy_table::{Table, presets};
+    let mut t = Table::new();
+    t.load_style(if isatty(1) {
+        presets::UTF8_FULL_CONDENSED
+    } else {
+        presets::ASCII_FULL_CONDENSED
+    });
+    t.set_header(["user", "realm", "properties", "mechanisms"]);
+    for a in accounts {
+        t.add_row([
+            a.user.clone(),
+            a.realm.clone(),
+            a.properties.join(", "),
+            if a.mechanisms.is_empty() {
+                "(none)".to_string()
+            } else {
+                a.mechanisms.join(" ")
+            },
+        ]);
+    }
+    let mut s = t.to_string();
+    s.push('\n');
+    s
+}

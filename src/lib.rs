@@ -1,0 +1,15 @@
+//! `sasldb`: Cyrus SASL sasldb-compatible credential tooling.
+//!
+//! How the parts fit:
+//! - [`store`] owns the sasldb file (Cyrus's LMDB layout) and its transactions;
+//!   nothing else touches LMDB.
+//! - [`secret`] turns a password into stored properties and checks passwords.
+//! - [`saslconf`] reads a Cyrus application config (`saslpasswd.conf`, ...).
+//! - [`cli`] holds what the binaries share and the two Cyrus-compatible tools
+//!   themselves (`saslpasswd`, `sasldblistusers`); `src/bin` only calls it.
+
+pub mod admin;
+pub mod cli;
+pub mod saslconf;
+pub mod secret;
+pub mod store;

@@ -1,0 +1,601 @@
+//! The credential store: a sasldb file in Cyrus SASL's LMDB layout.
+//!
+//! Layout (what makes a Cyrus SASL built with LMDB read our file and us read
+//! its): the environment is opened with `MDB_NOSUBDIR`, so the data file sits
+//! at the path and LMDB's lock file at `<path>-lock`; one unnamed database;
+//! keys `authid\0realm\0property` (see [`key`]); raw values. Files are created
+//! `0660 & ~umask`, exactly as Cyrus creates them.
+//!
+//! What this module adds over Cyrus: every change runs in one write
+//! transaction ([`Store::write`]), so a command's properties commit together or
+//! not at all; the map grows by itself when LMDB reports it full and the new
+//! size is persisted by that commit; readers that outlive another process's
+//! growth re-adopt the map size instead of failing. Nothing outside this module
+//! sees LMDB.
+
+pub mod key;
+
+use std::fmt;
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use lmdb::{Cursor, Database, Environment, EnvironmentFlags, Transaction, WriteFlags};
+
+pub use key::MAX_KEY_LEN;
+
+/// Cyrus's creation mode for both files (the umask still applies).
+pub const CREATE_MODE: u32 = 0o660;
+
+/// The map never grows past this: 1 TiB of address space, far beyond any
+/// user table, but a bound so a runaway writer cannot map without limit.
+pub const MAX_MAP_SIZE: usize = 1 << 40;
+
+/// LMDB data-file magic, found in the meta page right after the 16-byte page
+/// header. Checked before opening so a foreign file is refused without LMDB
+/// leaving a `-lock` file beside it.
+const LMDB_MAGIC: u32 = 0xBEEF_C0DE;
+
+/// One account: an authentication id in a realm. Bytes, not strings: Cyrus
+/// stores whatever the C strings held.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Account {
+    pub authid: Vec<u8>,
+    pub realm: Vec<u8>,
+}
+
+impl Account {
+    pub fn new(authid: impl Into<Vec<u8>>, realm: impl Into<Vec<u8>>) -> Self {
+        Account {
+            authid: authid.into(),
+            realm: realm.into(),
+        }
+    }
+
+    /// Key for one property, or the reason it cannot exist.
+    pub fn key(&self, property: &str) -> Result<Vec<u8>, StoreError> {
+        key::encode(&self.authid, &self.realm, property.as_bytes()).map_err(|e| match e {
+            key::KeyError::Nul => StoreError::Nul {
+                account: self.clone(),
+            },
+            key::KeyError::TooLong(len) => StoreError::KeyTooLong {
+                account: self.clone(),
+                property: property.to_string(),
+                len,
+            },
+        })
+    }
+}
+
+/// `user@realm`, lossy for display only; the listing prints raw bytes.
+impl fmt::Display for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}@{}",
+            String::from_utf8_lossy(&self.authid),
+            String::from_utf8_lossy(&self.realm)
+        )
+    }
+}
+
+/// Errors carry the path, account and property involved; never a value.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{}: no such file", .0.display())]
+    NotFound(PathBuf),
+    #[error(
+        "{}: is a symbolic link (to {}); LMDB would keep the lock file beside the link, not beside the data file, so processes opening the data file by another name could corrupt it; use the real path",
+        .path.display(), .target.display()
+    )]
+    Symlink { path: PathBuf, target: PathBuf },
+    #[error("{}: is a directory", .0.display())]
+    IsDirectory(PathBuf),
+    #[error("{}: not a regular file", .0.display())]
+    NotRegular(PathBuf),
+    #[error("{}: not an LMDB sasldb file (wrong magic number); left untouched", .0.display())]
+    NotLmdb(PathBuf),
+    #[error("{}: {source}", .path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{}: LMDB: {source}", .path.display())]
+    Lmdb { path: PathBuf, source: lmdb::Error },
+    #[error("user {:?} in realm {:?}: key for property {property} would be {len} bytes; LMDB keys are limited to {MAX_KEY_LEN}",
+        String::from_utf8_lossy(&.account.authid), String::from_utf8_lossy(&.account.realm))]
+    KeyTooLong {
+        account: Account,
+        property: String,
+        len: usize,
+    },
+    #[error("user {:?} in realm {:?}: contains a NUL byte",
+        String::from_utf8_lossy(&.account.authid), String::from_utf8_lossy(&.account.realm))]
+    Nul { account: Account },
+    #[error("{}: map size would exceed {MAX_MAP_SIZE} bytes", .0.display())]
+    MapLimit(PathBuf),
+    #[error("{}: opened read-only", .0.display())]
+    ReadOnly(PathBuf),
+}
+
+impl StoreError {
+    fn lmdb(path: &Path, source: lmdb::Error) -> Self {
+        match source {
+            // LMDB passes errno values through; show them as the OS does.
+            lmdb::Error::Other(code) if code > 0 => StoreError::Io {
+                path: path.to_path_buf(),
+                source: io::Error::from_raw_os_error(code),
+            },
+            lmdb::Error::Invalid => StoreError::NotLmdb(path.to_path_buf()),
+            source => StoreError::Lmdb {
+                path: path.to_path_buf(),
+                source,
+            },
+        }
+    }
+
+    fn is_map_full(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Lmdb {
+                source: lmdb::Error::MapFull,
+                ..
+            }
+        )
+    }
+
+    /// True when the store does not exist (read-only open of a missing file).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, StoreError::NotFound(_))
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Tuning that Cyrus reads from `sasldb_mapsize` (KiB) and `sasldb_maxreaders`.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// Initial map size in bytes; the file's recorded size wins when larger.
+    pub map_size: Option<usize>,
+    pub max_readers: Option<u32>,
+}
+
+/// An open sasldb file.
+pub struct Store {
+    path: PathBuf,
+    /// `None` for a read-only open of a 0-byte file: LMDB would treat it as a
+    /// new environment and try to write its meta pages.
+    env: Option<(Environment, Database)>,
+    writable: bool,
+    /// LMDB forbids resizing the map while this process has a transaction
+    /// open: transactions hold this shared, a resize holds it exclusively.
+    resize: RwLock<()>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("writable", &self.writable)
+            .finish()
+    }
+}
+
+/// The lock file LMDB keeps beside a `MDB_NOSUBDIR` data file.
+pub fn lock_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_os_string();
+    p.push("-lock");
+    PathBuf::from(p)
+}
+
+/// What is at the path before we open it.
+enum Existing {
+    Missing,
+    Empty,
+    Lmdb,
+}
+
+fn io_err(path: &Path, source: io::Error) -> StoreError {
+    StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn refuse_symlink(path: &Path) -> Result<Option<fs::Metadata>> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(StoreError::Symlink {
+            path: path.to_path_buf(),
+            target: fs::read_link(path).unwrap_or_default(),
+        }),
+        Ok(m) => Ok(Some(m)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(path, e)),
+    }
+}
+
+fn inspect(path: &Path) -> Result<Existing> {
+    let lock = lock_path(path);
+    if let Some(m) = refuse_symlink(&lock)? {
+        if m.is_dir() {
+            return Err(StoreError::IsDirectory(lock));
+        }
+    }
+    let Some(meta) = refuse_symlink(path)? else {
+        return Ok(Existing::Missing);
+    };
+    let ft = meta.file_type();
+    if ft.is_dir() {
+        return Err(StoreError::IsDirectory(path.to_path_buf()));
+    }
+    if !ft.is_file() || ft.is_fifo() {
+        return Err(StoreError::NotRegular(path.to_path_buf()));
+    }
+    if meta.len() == 0 {
+        return Ok(Existing::Empty);
+    }
+    let mut head = [0u8; 24];
+    let mut f = fs::File::open(path).map_err(|e| io_err(path, e))?;
+    f.read_exact(&mut head)
+        .map_err(|_| StoreError::NotLmdb(path.to_path_buf()))?;
+    let magic = u32::from_ne_bytes([head[16], head[17], head[18], head[19]]);
+    if magic != LMDB_MAGIC {
+        return Err(StoreError::NotLmdb(path.to_path_buf()));
+    }
+    Ok(Existing::Lmdb)
+}
+
+impl Store {
+    /// Open for reading. Never creates anything but LMDB's own lock file
+    /// beside an existing store (as every LMDB reader does).
+    pub fn open_read(path: &Path, opts: &OpenOptions) -> Result<Store> {
+        match inspect(path)? {
+            Existing::Missing => Err(StoreError::NotFound(path.to_path_buf())),
+            Existing::Empty => Ok(Store {
+                path: path.to_path_buf(),
+                env: None,
+                writable: false,
+                resize: RwLock::new(()),
+            }),
+            Existing::Lmdb => Self::open_env(path, opts, false),
+        }
+    }
+
+    /// Open for writing, creating the store (`0660 & ~umask`) if missing. A
+    /// 0-byte file is adopted as a new store, as Cyrus does.
+    pub fn open_write(path: &Path, opts: &OpenOptions) -> Result<Store> {
+        let existed = !matches!(inspect(path)?, Existing::Missing);
+        let lock = lock_path(path);
+        let lock_existed = lock.exists();
+        let r = Self::open_env(path, opts, true);
+        if r.is_err() {
+            // Leave nothing behind that was not there before.
+            if !lock_existed {
+                let _ = fs::remove_file(&lock);
+            }
+            if !existed {
+                if let Ok(m) = fs::symlink_metadata(path) {
+                    if m.is_file() && m.len() == 0 {
+                        let _ = fs::remove_file(path);
+                    }
+                }
+            }
+        }
+        r
+    }
+
+    fn open_env(path: &Path, opts: &OpenOptions, writable: bool) -> Result<Store> {
+        let mut builder = Environment::new();
+        let mut flags = EnvironmentFlags::NO_SUB_DIR;
+        if !writable {
+            flags |= EnvironmentFlags::READ_ONLY;
+        }
+        builder.set_flags(flags);
+        if let Some(size) = opts.map_size {
+            builder.set_map_size(size);
+        }
+        if let Some(n) = opts.max_readers {
+            builder.set_max_readers(n);
+        }
+        let env = builder
+            .open_with_permissions(path, CREATE_MODE)
+            .map_err(|e| StoreError::lmdb(path, e))?;
+        let db = env.open_db(None).map_err(|e| StoreError::lmdb(path, e))?;
+        Ok(Store {
+            path: path.to_path_buf(),
+            env: Some((env, db)),
+            writable,
+            resize: RwLock::new(()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Current map size in bytes (0 for an empty read-only store).
+    pub fn map_size(&self) -> usize {
+        self.env
+            .as_ref()
+            .and_then(|(env, _)| env.info().ok())
+            .map(|i| i.map_size())
+            .unwrap_or(0)
+    }
+
+    /// Run `f` in one read transaction. A map grown by another process since
+    /// we opened (`MDB_MAP_RESIZED`) is adopted and the transaction retried.
+    pub fn read<T>(&self, f: impl FnOnce(&ReadView<'_>) -> Result<T>) -> Result<T> {
+        let Some((env, db)) = &self.env else {
+            return f(&ReadView { txn: None });
+        };
+        for _ in 0..3 {
+            let _shared = self.resize.read().unwrap_or_else(|p| p.into_inner());
+            match env.begin_ro_txn() {
+                Ok(txn) => {
+                    let view = ReadView {
+                        txn: Some((Box::new(txn), *db, &self.path)),
+                    };
+                    return f(&view);
+                }
+                Err(lmdb::Error::MapResized) => {
+                    drop(_shared);
+                    self.adopt_map_size()?;
+                }
+                Err(e) => return Err(StoreError::lmdb(&self.path, e)),
+            }
+        }
+        Err(StoreError::lmdb(&self.path, lmdb::Error::MapResized))
+    }
+
+    fn adopt_map_size(&self) -> Result<()> {
+        let Some((env, _)) = &self.env else {
+            return Ok(());
+        };
+        let _excl = self.resize.write().unwrap_or_else(|p| p.into_inner());
+        env.set_map_size(0)
+            .map_err(|e| StoreError::lmdb(&self.path, e))
+    }
+
+    fn grow(&self, hint: usize) -> Result<()> {
+        let Some((env, _)) = &self.env else {
+            return Ok(());
+        };
+        let _excl = self.resize.write().unwrap_or_else(|p| p.into_inner());
+        let info = env.info().map_err(|e| StoreError::lmdb(&self.path, e))?;
+        let page = env.stat().map(|s| s.page_size() as usize).unwrap_or(4096);
+        let current = info.map_size();
+        let wanted = current.saturating_mul(2).max(current.saturating_add(hint));
+        let wanted = wanted.div_ceil(page) * page;
+        if current >= MAX_MAP_SIZE {
+            return Err(StoreError::MapLimit(self.path.clone()));
+        }
+        env.set_map_size(wanted.min(MAX_MAP_SIZE))
+            .map_err(|e| StoreError::lmdb(&self.path, e))
+    }
+
+    /// Make room for about `bytes` of new data before a large write, so a big
+    /// batch does not have to be replayed once per doubling of the map.
+    pub fn reserve(&self, bytes: usize) -> Result<()> {
+        let Some((env, _)) = &self.env else {
+            return Ok(());
+        };
+        let info = env.info().map_err(|e| StoreError::lmdb(&self.path, e))?;
+        let page = env.stat().map(|s| s.page_size() as usize).unwrap_or(4096);
+        let used = (info.last_pgno() + 1) * page;
+        // B-tree pages run half full after random inserts, and LMDB needs
+        // room for copy-on-write of the pages a transaction touches.
+        let needed = used.saturating_add(bytes.saturating_mul(3));
+        if needed > info.map_size() {
+            self.grow(needed - info.map_size())?;
+        }
+        Ok(())
+    }
+
+    /// Run `f` in one write transaction and commit it: everything `f` does
+    /// lands together or not at all. When the map is full the transaction is
+    /// aborted, the map grown and `f` run again from the start, so `f` must
+    /// only act through the view.
+    pub fn write<T>(&self, mut f: impl FnMut(&mut WriteView<'_>) -> Result<T>) -> Result<T> {
+        if !self.writable {
+            return Err(StoreError::ReadOnly(self.path.clone()));
+        }
+        let Some((env, db)) = &self.env else {
+            return Err(StoreError::ReadOnly(self.path.clone()));
+        };
+        let mut resized = 0;
+        loop {
+            let shared = self.resize.read().unwrap_or_else(|p| p.into_inner());
+            let txn = match env.begin_rw_txn() {
+                Ok(t) => t,
+                Err(lmdb::Error::MapResized) if resized < 3 => {
+                    resized += 1;
+                    drop(shared);
+                    self.adopt_map_size()?;
+                    continue;
+                }
+                Err(e) => return Err(StoreError::lmdb(&self.path, e)),
+            };
+            let mut view = WriteView {
+                txn,
+                db: *db,
+                path: &self.path,
+            };
+            let outcome = f(&mut view).and_then(|v| {
+                view.txn
+                    .commit()
+                    .map(|()| v)
+                    .map_err(|e| StoreError::lmdb(&self.path, e))
+            });
+            drop(shared);
+            match outcome {
+                Err(e) if e.is_map_full() => self.grow(0)?,
+                other => return other,
+            }
+        }
+    }
+}
+
+/// One stored entry, as a listing sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    pub authid: &'a [u8],
+    pub realm: &'a [u8],
+    pub property: &'a [u8],
+    pub value: &'a [u8],
+}
+
+/// What a scan meets: an entry, or a key Cyrus could not parse.
+pub enum Scanned<'a> {
+    Entry(Entry<'a>),
+    Malformed(&'a [u8]),
+}
+
+type RoTxnParts<'s> = (Box<lmdb::RoTransaction<'s>>, Database, &'s Path);
+
+/// Reads inside one transaction: a consistent snapshot.
+pub struct ReadView<'s> {
+    txn: Option<RoTxnParts<'s>>,
+}
+
+fn get_in<'t>(
+    txn: &'t impl Transaction,
+    db: Database,
+    path: &Path,
+    key: &[u8],
+) -> Result<Option<&'t [u8]>> {
+    match txn.get(db, &key) {
+        Ok(v) => Ok(Some(v)),
+        Err(lmdb::Error::NotFound) => Ok(None),
+        Err(e) => Err(StoreError::lmdb(path, e)),
+    }
+}
+
+fn scan_in<'t>(
+    txn: &'t impl Transaction,
+    db: Database,
+    path: &Path,
+    from: &[u8],
+    mut f: impl FnMut(Scanned<'t>) -> bool,
+) -> Result<()> {
+    let mut cursor = txn
+        .open_ro_cursor(db)
+        .map_err(|e| StoreError::lmdb(path, e))?;
+    let iter = if from.is_empty() {
+        cursor.iter_start()
+    } else {
+        cursor.iter_from(from)
+    };
+    for item in iter {
+        let (k, v) = item.map_err(|e| StoreError::lmdb(path, e))?;
+        let scanned = match key::decode(k) {
+            Some(d) => Scanned::Entry(Entry {
+                authid: d.authid,
+                realm: d.realm,
+                property: d.property,
+                value: v,
+            }),
+            None => Scanned::Malformed(k),
+        };
+        if !f(scanned) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn properties_in<'t>(
+    txn: &'t impl Transaction,
+    db: Database,
+    path: &Path,
+    account: &Account,
+) -> Result<Vec<(&'t [u8], &'t [u8])>> {
+    let prefix = key::account_prefix(&account.authid, &account.realm);
+    let mut out = Vec::new();
+    if prefix.len() >= MAX_KEY_LEN {
+        return Ok(out); // no key of this account fits in LMDB
+    }
+    scan_in(txn, db, path, &prefix, |s| match s {
+        Scanned::Entry(e) if e.authid == account.authid && e.realm == account.realm => {
+            out.push((e.property, e.value));
+            true
+        }
+        Scanned::Malformed(k) if k.starts_with(&prefix) => true,
+        _ => false,
+    })?;
+    Ok(out)
+}
+
+impl<'s> ReadView<'s> {
+    /// One property's value.
+    pub fn get(&self, account: &Account, property: &str) -> Result<Option<&[u8]>> {
+        let Some((txn, db, path)) = &self.txn else {
+            return Ok(None);
+        };
+        let Ok(k) = account.key(property) else {
+            return Ok(None); // a key LMDB cannot hold is not stored
+        };
+        get_in(txn.as_ref(), *db, path, &k)
+    }
+
+    /// All properties of one account, in key order.
+    pub fn properties(&self, account: &Account) -> Result<Vec<(&[u8], &[u8])>> {
+        let Some((txn, db, path)) = &self.txn else {
+            return Ok(Vec::new());
+        };
+        properties_in(txn.as_ref(), *db, path, account)
+    }
+
+    /// Walk every key in LMDB key order (what `sasldblistusers2` prints);
+    /// `f` returns false to stop.
+    pub fn scan(&self, f: impl FnMut(Scanned<'_>) -> bool) -> Result<()> {
+        let Some((txn, db, path)) = &self.txn else {
+            return Ok(());
+        };
+        scan_in(txn.as_ref(), *db, path, b"", f)
+    }
+}
+
+/// Reads and writes inside the one write transaction of [`Store::write`].
+pub struct WriteView<'s> {
+    txn: lmdb::RwTransaction<'s>,
+    db: Database,
+    path: &'s Path,
+}
+
+impl WriteView<'_> {
+    pub fn get(&self, account: &Account, property: &str) -> Result<Option<&[u8]>> {
+        let Ok(k) = account.key(property) else {
+            return Ok(None);
+        };
+        get_in(&self.txn, self.db, self.path, &k)
+    }
+
+    pub fn properties(&self, account: &Account) -> Result<Vec<(&[u8], &[u8])>> {
+        properties_in(&self.txn, self.db, self.path, account)
+    }
+
+    pub fn put(&mut self, account: &Account, property: &str, value: &[u8]) -> Result<()> {
+        let k = account.key(property)?;
+        self.txn
+            .put(self.db, &k, &value, WriteFlags::empty())
+            .map_err(|e| StoreError::lmdb(self.path, e))
+    }
+
+    /// Delete one property; false when it was not there (not an error, as in
+    /// Cyrus). A key too long to exist cannot be there either.
+    pub fn delete(&mut self, account: &Account, property: &str) -> Result<bool> {
+        let k = match account.key(property) {
+            Ok(k) => k,
+            Err(StoreError::KeyTooLong { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        match self.txn.del(self.db, &k, None) {
+            Ok(()) => Ok(true),
+            Err(lmdb::Error::NotFound) => Ok(false),
+            Err(e) => Err(StoreError::lmdb(self.path, e)),
+        }
+    }
+
+    pub fn scan(&self, f: impl FnMut(Scanned<'_>) -> bool) -> Result<()> {
+        scan_in(&self.txn, self.db, self.path, b"", f)
+    }
+}
