@@ -169,10 +169,11 @@ fn classify(policy: &SetPolicy, p: &Prepared, props: &[(&[u8], &[u8])]) -> Outco
             }
         }
         Op::Delete { .. } => {
-            let removes = p
-                .changes
-                .iter()
-                .any(|c| props.iter().any(|(name, _)| *name == c.property().as_bytes()));
+            let removes = p.changes.iter().any(|c| {
+                props
+                    .iter()
+                    .any(|(name, _)| *name == c.property().as_bytes())
+            });
             if removes {
                 Outcome::Deleted
             } else {
@@ -265,7 +266,11 @@ pub enum CheckResult {
 }
 
 /// Check `password` for `account` (see [`secret::verify`]).
-pub fn check(view: &ReadView<'_>, account: &Account, password: &[u8]) -> Result<CheckResult, StoreError> {
+pub fn check(
+    view: &ReadView<'_>,
+    account: &Account,
+    password: &[u8],
+) -> Result<CheckResult, StoreError> {
     let props = view.properties(account)?;
     if props.is_empty() {
         let mut realm_known = false;

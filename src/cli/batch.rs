@@ -104,12 +104,15 @@ mod tests {
     use super::*;
 
     fn run(text: &str) -> Result<Vec<Op>, Vec<LineError>> {
-        parse(text.as_bytes(), Some(b"dom.example"), &mut || Ok(b"vm".to_vec()))
+        parse(text.as_bytes(), Some(b"dom.example"), &mut || {
+            Ok(b"vm".to_vec())
+        })
     }
 
     #[test]
     fn good_lines() {
-        let ops = run("# users\nalice:pw:with:colons\r\n\nbob@other.example:x\n-carol\n-dave@r\n").unwrap();
+        let ops = run("# users\nalice:pw:with:colons\r\n\nbob@other.example:x\n-carol\n-dave@r\n")
+            .unwrap();
         assert_eq!(ops.len(), 4);
         match &ops[0] {
             Op::Set { account, password } => {
@@ -119,21 +122,24 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(ops[1].account(), &Account::new("bob", "other.example"));
-        assert!(matches!(&ops[2], Op::Delete { account } if account == &Account::new("carol", "dom.example")));
+        assert!(
+            matches!(&ops[2], Op::Delete { account } if account == &Account::new("carol", "dom.example"))
+        );
         assert_eq!(ops[3].account(), &Account::new("dave", "r"));
     }
 
     #[test]
     fn every_bad_line_is_named_and_no_password_is_echoed() {
         let long_user = "u".repeat(600);
-        let text = format!(
-            "ok:fine\nnocolon-s3cr3t\nempty:\n{long_user}:hunter2\nnul:a\0b\n"
-        );
+        let text = format!("ok:fine\nnocolon-s3cr3t\nempty:\n{long_user}:hunter2\nnul:a\0b\n");
         let errs = run(&text).unwrap_err();
         let lines: Vec<usize> = errs.iter().map(|e| e.line).collect();
         assert_eq!(lines, vec![2, 3, 4, 5]);
         for e in &errs {
-            assert!(!e.reason.contains("s3cr3t") && !e.reason.contains("hunter2"), "{e:?}");
+            assert!(
+                !e.reason.contains("s3cr3t") && !e.reason.contains("hunter2"),
+                "{e:?}"
+            );
         }
         assert!(errs[2].reason.contains("511"), "{:?}", errs[2]);
     }

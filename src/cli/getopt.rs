@@ -191,7 +191,11 @@ mod tests {
                 .arg(Arg::new("p").short('p').action(ArgAction::SetTrue))
                 .arg(Arg::new("f").short('f').action(ArgAction::Set))
                 .arg(Arg::new("batch").long("batch").action(ArgAction::Set))
-                .arg(Arg::new("dry-run").long("dry-run").action(ArgAction::SetTrue))
+                .arg(
+                    Arg::new("dry-run")
+                        .long("dry-run")
+                        .action(ArgAction::SetTrue),
+                )
                 .arg(Arg::new("debug").long("debug").action(ArgAction::SetTrue))
                 .arg(Arg::new("user")),
         )

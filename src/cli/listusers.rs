@@ -150,9 +150,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
                             Some("table") => Format::Table,
                             Some("json") => Format::Json,
                             _ => {
-                                stderr(&format!(
-                                    "{prog}: --format takes compat, table or json\n"
-                                ));
+                                stderr(&format!("{prog}: --format takes compat, table or json\n"));
                                 return exit::FAIL;
                             }
                         }
@@ -241,7 +239,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     match written {
         Ok(()) => exit::OK,
         Err(e) => {
-            stderr(&format!("{prog}: standard output: {}\n", super::strerror(&e)));
+            stderr(&format!(
+                "{prog}: standard output: {}\n",
+                super::strerror(&e)
+            ));
             exit::FAIL
         }
     }

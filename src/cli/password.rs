@@ -83,7 +83,13 @@ impl NoEcho {
         }
         let _ = SAVED.set((fd, saved));
         let handler = restore_and_reraise as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGQUIT, libc::SIGHUP, libc::SIGTSTP] {
+        for sig in [
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGQUIT,
+            libc::SIGHUP,
+            libc::SIGTSTP,
+        ] {
             // SAFETY: installing a handler that only calls async-signal-safe functions.
             unsafe {
                 libc::signal(sig, handler);

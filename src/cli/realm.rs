@@ -39,7 +39,10 @@ mod tests {
     use super::*;
 
     fn r(user: &str, dom: Option<&str>) -> (String, String) {
-        let a = resolve(user.as_bytes(), dom.map(str::as_bytes), || Ok(b"vm".to_vec())).unwrap();
+        let a = resolve(user.as_bytes(), dom.map(str::as_bytes), || {
+            Ok(b"vm".to_vec())
+        })
+        .unwrap();
         (
             String::from_utf8(a.authid).unwrap(),
             String::from_utf8(a.realm).unwrap(),
@@ -51,7 +54,10 @@ mod tests {
         let s = |a: &str, b: &str| (a.to_string(), b.to_string());
         assert_eq!(r("dave", Some("Example.COM")), s("dave", "Example.COM"));
         assert_eq!(r("erin@Other.Org", None), s("erin", "Other.Org"));
-        assert_eq!(r("frank@real.example", Some("ignored")), s("frank", "real.example"));
+        assert_eq!(
+            r("frank@real.example", Some("ignored")),
+            s("frank", "real.example")
+        );
         assert_eq!(r("gina@a@b", None), s("gina", "a@b"));
         assert_eq!(r("hank@", None), s("hank", ""));
         assert_eq!(r("@onlyrealm", None), s("", "onlyrealm"));

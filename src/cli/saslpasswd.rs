@@ -74,7 +74,10 @@ Examples:
 /// of the man page and shell completions.
 pub fn command() -> Command {
     let flag = |id: &'static str, short: char, help: &'static str| {
-        Arg::new(id).short(short).action(ArgAction::SetTrue).help(help)
+        Arg::new(id)
+            .short(short)
+            .action(ArgAction::SetTrue)
+            .help(help)
     };
     Command::new("saslpasswd")
         .version(env!("CARGO_PKG_VERSION"))
@@ -424,8 +427,9 @@ impl Tool {
             Err(e) => return Err(self.generic_failure(&e)),
         };
         let r = match &store {
-            Some(s) => s
-                .read(|view| admin::preview(Some(view), &self.policy, prepared).map_err(into_store)),
+            Some(s) => s.read(|view| {
+                admin::preview(Some(view), &self.policy, prepared).map_err(into_store)
+            }),
             None => admin::preview(None, &self.policy, prepared).map_err(into_store),
         };
         r.map_err(|e| self.generic_failure(&e))
@@ -472,7 +476,9 @@ impl Tool {
                 exit::FAIL
             }
             CheckResult::UnknownUser => {
-                self.say(&format!("{account}: unknown user {user:?} in realm {realm:?}"));
+                self.say(&format!(
+                    "{account}: unknown user {user:?} in realm {realm:?}"
+                ));
                 exit::FAIL
             }
             CheckResult::UnknownRealm => {

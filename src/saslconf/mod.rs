@@ -13,7 +13,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// Debian's libsasl2 search path for config files.
-pub const DEFAULT_CONF_PATH: &str = "/etc/sasl2:/etc/sasl:/usr/lib/x86_64-linux-gnu/sasl2:/usr/lib/sasl2";
+pub const DEFAULT_CONF_PATH: &str =
+    "/etc/sasl2:/etc/sasl:/usr/lib/x86_64-linux-gnu/sasl2:/usr/lib/sasl2";
 
 /// libsasl reads lines into a buffer of this size.
 pub const MAX_LINE: usize = 4096;
@@ -161,7 +162,11 @@ impl SaslConfig {
     /// `mech_list` names, upper-cased; empty when unset (= all mechanisms).
     pub fn mech_list(&self) -> Vec<String> {
         self.get("mech_list")
-            .map(|v| v.split_ascii_whitespace().map(str::to_ascii_uppercase).collect())
+            .map(|v| {
+                v.split_ascii_whitespace()
+                    .map(str::to_ascii_uppercase)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -208,12 +213,20 @@ mod tests {
 
     #[test]
     fn typed_options() {
-        let c = p("scram_secret_generate: yes\nscram_iteration_counter: 8192\nsasldb_mapsize: 4096\n")
-            .unwrap();
+        let c =
+            p("scram_secret_generate: yes\nscram_iteration_counter: 8192\nsasldb_mapsize: 4096\n")
+                .unwrap();
         assert!(c.scram_secret_generate());
         assert_eq!(c.scram_iteration_counter(), Some(8192));
         assert_eq!(c.sasldb_mapsize(), Some(4 << 20));
-        for (v, want) in [("on", true), ("1", true), ("true", true), ("no", false), ("off", false), ("0", false)] {
+        for (v, want) in [
+            ("on", true),
+            ("1", true),
+            ("true", true),
+            ("no", false),
+            ("off", false),
+            ("0", false),
+        ] {
             assert_eq!(is_true(v), want, "{v}");
         }
     }

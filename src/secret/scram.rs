@@ -111,7 +111,11 @@ impl ScramVerifier {
     }
 
     /// A new verifier with a fresh random salt.
-    pub fn generate(hash: ScramHash, password: &[u8], iterations: u32) -> Result<Self, SecretError> {
+    pub fn generate(
+        hash: ScramHash,
+        password: &[u8],
+        iterations: u32,
+    ) -> Result<Self, SecretError> {
         let salt = random_bytes::<SALT_LEN>()?;
         Ok(Self::derive(hash, password, &salt, iterations))
     }

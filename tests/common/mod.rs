@@ -1,0 +1,150 @@
+//! Helpers shared by the integration tests: scratch directories, running
+//! the real binaries, reading stores back with Debian's tools.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub const SASLPASSWD: &str = env!("CARGO_BIN_EXE_saslpasswd");
+pub const LISTUSERS: &str = env!("CARGO_BIN_EXE_sasldblistusers");
+
+/// A scratch directory with an empty SASL config dir, so no test reads the
+/// machine's /etc/sasl2 or touches /etc/sasldb2.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        let dir = tempfile::Builder::new()
+            .prefix("sasldb-test.")
+            .tempdir()
+            .expect("temp dir");
+        std::fs::create_dir(dir.path().join("conf")).expect("conf dir");
+        Scratch { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.path("sasldb2")
+    }
+
+    /// The directory given as SASL_CONF_PATH to every tool run.
+    pub fn conf_dir(&self) -> PathBuf {
+        self.path("conf")
+    }
+
+    /// Write `<appname>.conf` into the scratch config dir.
+    pub fn conf(&self, appname: &str, text: &str) {
+        std::fs::write(self.conf_dir().join(format!("{appname}.conf")), text).expect("conf");
+    }
+
+    /// A command for `program` with the scratch SASL_CONF_PATH.
+    pub fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env("SASL_CONF_PATH", self.conf_dir());
+        c.env_remove("POSIXLY_CORRECT");
+        c
+    }
+
+    /// Run with `stdin` bytes (None = /dev/null).
+    pub fn run(&self, program: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        run_cmd(self.cmd(program).args(args), stdin)
+    }
+}
+
+pub fn run_cmd(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
+    use std::io::Write;
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    let mut child = cmd.spawn().expect("spawn");
+    if let Some(input) = stdin {
+        let mut s = child.stdin.take().expect("stdin");
+        s.write_all(input).expect("write stdin");
+    }
+    child.wait_with_output().expect("wait")
+}
+
+/// Host name as Cyrus's default realm: gethostname() lower-cased.
+pub fn default_realm() -> String {
+    let out = Command::new("hostname").output().expect("hostname");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Every (key, value) of an LMDB store as Debian's `mdb_dump -p -n` prints
+/// them, decoded back to bytes.
+pub fn mdb_dump(db: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let out = Command::new("mdb_dump")
+        .args(["-n", "-p"])
+        .arg(db)
+        .output()
+        .expect("mdb_dump (apt-get install lmdb-utils)");
+    assert!(
+        out.status.success(),
+        "mdb_dump failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = out.stdout;
+    let mut lines = text.split(|&b| b == b'\n');
+    for l in lines.by_ref() {
+        if l == b"HEADER=END" {
+            break;
+        }
+    }
+    let mut items = Vec::new();
+    let mut pending: Option<Vec<u8>> = None;
+    for l in lines {
+        if l == b"DATA=END" {
+            break;
+        }
+        let v = unprint(&l[1..]);
+        match pending.take() {
+            None => pending = Some(v),
+            Some(k) => items.push((k, v)),
+        }
+    }
+    items
+}
+
+/// Undo mdb_dump's print format (`\\` and `\xx` escapes).
+pub fn unprint(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'\\' {
+            if s.get(i + 1) == Some(&b'\\') {
+                out.push(b'\\');
+                i += 2;
+            } else {
+                let hex = std::str::from_utf8(&s[i + 1..i + 3]).expect("hex");
+                out.push(u8::from_str_radix(hex, 16).expect("hex"));
+                i += 3;
+            }
+        } else {
+            out.push(s[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+pub fn key(user: &str, realm: &str, prop: &str) -> Vec<u8> {
+    format!("{user}\0{realm}\0{prop}").into_bytes()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
