@@ -215,10 +215,10 @@ fn refuse_symlink(path: &Path) -> Result<Option<fs::Metadata>> {
 
 fn inspect(path: &Path) -> Result<Existing> {
     let lock = lock_path(path);
-    if let Some(m) = refuse_symlink(&lock)? {
-        if m.is_dir() {
-            return Err(StoreError::IsDirectory(lock));
-        }
+    if let Some(m) = refuse_symlink(&lock)?
+        && m.is_dir()
+    {
+        return Err(StoreError::IsDirectory(lock));
     }
     let Some(meta) = refuse_symlink(path)? else {
         return Ok(Existing::Missing);
@@ -272,12 +272,12 @@ impl Store {
             if !lock_existed {
                 let _ = fs::remove_file(&lock);
             }
-            if !existed {
-                if let Ok(m) = fs::symlink_metadata(path) {
-                    if m.is_file() && m.len() == 0 {
-                        let _ = fs::remove_file(path);
-                    }
-                }
+            if !existed
+                && let Ok(m) = fs::symlink_metadata(path)
+                && m.is_file()
+                && m.len() == 0
+            {
+                let _ = fs::remove_file(path);
             }
         }
         r
