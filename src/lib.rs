@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod cli;
+pub mod mech;
 pub mod saslconf;
 pub mod secret;
 pub mod store;

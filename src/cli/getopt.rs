@@ -230,16 +230,26 @@ mod tests {
                 Event::Error("option requires an argument -- 'f'".into())
             ]
         );
-        let p = table().parse(["--nope", "--batch", "--dry-run=1", "--d"]);
+        // Like glibc, a required argument takes the next word even if it
+        // looks like an option.
+        let p = table().parse([
+            "--nope",
+            "--batch",
+            "--dry-run=1",
+            "--dry-run=1",
+            "--d",
+            "--batch",
+        ]);
         assert_eq!(
             p.events,
             vec![
                 Event::Error("unrecognized option '--nope'".into()),
-                Event::Error("option '--batch' requires an argument".into()),
+                opt("batch", Some("--dry-run=1")),
                 Event::Error("option '--dry-run' doesn't allow an argument".into()),
                 Event::Error(
                     "option '--d' is ambiguous; possibilities: '--dry-run' '--debug'".into()
                 ),
+                Event::Error("option '--batch' requires an argument".into()),
             ]
         );
     }

@@ -8,6 +8,8 @@
 //! whole file. The first file found along the search path is the only one
 //! read; of duplicate keys the first wins.
 
+pub mod security;
+
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,22 @@ use std::path::{Path, PathBuf};
 /// Debian's libsasl2 search path for config files.
 pub const DEFAULT_CONF_PATH: &str =
     "/etc/sasl2:/etc/sasl:/usr/lib/x86_64-linux-gnu/sasl2:/usr/lib/sasl2";
+
+/// Options this crate reads.
+pub const KNOWN_KEYS: [&str; 12] = [
+    "pwcheck_method",
+    "auxprop_plugin",
+    "mech_list",
+    "sasldb_path",
+    "sasldb_mapsize",
+    "sasldb_maxreaders",
+    "scram_iteration_counter",
+    "scram_secret_generate",
+    "log_level",
+    "saslauthd_path",
+    "canon_user_plugin",
+    "reauth_timeout",
+];
 
 /// libsasl reads lines into a buffer of this size.
 pub const MAX_LINE: usize = 4096;
@@ -170,6 +188,31 @@ impl SaslConfig {
             .unwrap_or_default()
     }
 
+    /// `pwcheck_method` verifiers in order (`auxprop` when unset).
+    pub fn pwcheck_methods(&self) -> Vec<&str> {
+        match self.get("pwcheck_method") {
+            Some(v) => v.split_ascii_whitespace().collect(),
+            None => vec!["auxprop"],
+        }
+    }
+
+    /// `log_level` (Cyrus's default is 1, errors only).
+    pub fn log_level(&self) -> u32 {
+        self.get("log_level")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1)
+    }
+
+    /// Keys this implementation does not interpret, in file order: kept and
+    /// reported, never fatal (other plugins' options live here too).
+    pub fn unknown_keys(&self) -> Vec<&str> {
+        self.entries
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .filter(|k| !KNOWN_KEYS.contains(k))
+            .collect()
+    }
+
     /// `auxprop_plugin` names; empty when unset (= every loaded plugin).
     pub fn auxprop_plugins(&self) -> Vec<&str> {
         self.get("auxprop_plugin")
@@ -192,6 +235,15 @@ mod tests {
         assert_eq!(c.get("pwcheck_method"), Some("auxprop"));
         assert_eq!(c.mech_list(), vec!["PLAIN", "CRAM-MD5"]);
         assert_eq!(c.sasldb_path(), Some("/x # not a comment"));
+        assert_eq!(c.pwcheck_methods(), vec!["auxprop"]);
+        assert_eq!(c.log_level(), 1);
+        assert!(c.unknown_keys().is_empty());
+        let c =
+            p("pwcheck_method: saslauthd auxprop\nlog_level: 7\nsql_select: x\nldapdb_uri: y\n")
+                .unwrap();
+        assert_eq!(c.pwcheck_methods(), vec!["saslauthd", "auxprop"]);
+        assert_eq!(c.log_level(), 7);
+        assert_eq!(c.unknown_keys(), vec!["sql_select", "ldapdb_uri"]);
     }
 
     #[test]

@@ -1,0 +1,479 @@
+//! SASL server mechanisms as sans-I/O state machines.
+//!
+//! A mechanism takes the client's decoded bytes and answers with a
+//! challenge to send or an outcome; it never reads a socket. Credentials
+//! come through [`Credentials`], which the store answers in one read
+//! transaction and tests answer from a table. [`Exchange`] adds the framing
+//! every protocol shares (base64, `*` cancellation, size bounds) so the SMTP
+//! session and the auth sockets feed it lines as they arrive.
+//!
+//! Identity follows Cyrus: a name is split at the first `@` into user and
+//! realm, otherwise the configured realm applies; leading and trailing
+//! whitespace is dropped and an all-blank name refused. The same rule
+//! creates accounts (`saslpasswd`) and checks logins, so a user created as
+//! `alice` in realm `example.org` logs in as `alice` or `alice@example.org`.
+
+mod cram_md5;
+mod digest_md5;
+mod login;
+mod plain;
+mod scram;
+
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use subtle::ConstantTimeEq;
+
+use crate::secret::{self, ScramHash, ScramVerifier, Verdict};
+use crate::store::{Account, Store, StoreError};
+
+pub use cram_md5::CramMd5;
+pub use digest_md5::DigestMd5;
+pub use login::Login;
+pub use plain::Plain;
+pub use scram::Scram;
+
+/// Postfix's `smtpd_sasl_response_limit` default: longest base64 line.
+pub const MAX_RESPONSE_B64: usize = 12288;
+
+/// What the store holds for one account, as mechanisms need it.
+#[derive(Debug, Clone, Default)]
+pub struct Secrets {
+    pub user_password: Option<Vec<u8>>,
+    pub verifiers: Vec<ScramVerifier>,
+    pub legacy_plain: Option<Vec<u8>>,
+}
+
+impl Secrets {
+    /// Collect from raw properties.
+    pub fn from_properties(props: &[(&[u8], &[u8])]) -> Secrets {
+        let mut s = Secrets::default();
+        for (name, value) in props {
+            match *name {
+                n if n == secret::USER_PASSWORD.as_bytes() => {
+                    s.user_password = Some(value.to_vec());
+                }
+                n if n == secret::AUTH_PASSWORD.as_bytes() => {
+                    if let Ok(v) = ScramVerifier::parse(value) {
+                        s.verifiers.push(v);
+                    }
+                }
+                n if n == secret::LEGACY_PLAIN.as_bytes() => {
+                    s.legacy_plain = Some(value.to_vec());
+                }
+                _ => {}
+            }
+        }
+        s
+    }
+
+    fn as_properties(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut out = Vec::new();
+        if let Some(p) = &self.user_password {
+            out.push((secret::USER_PASSWORD.as_bytes().to_vec(), p.clone()));
+        }
+        if let Some(v) = self.verifiers.first() {
+            out.push((
+                secret::AUTH_PASSWORD.as_bytes().to_vec(),
+                v.to_string().into_bytes(),
+            ));
+        }
+        if let Some(p) = &self.legacy_plain {
+            out.push((secret::LEGACY_PLAIN.as_bytes().to_vec(), p.clone()));
+        }
+        out
+    }
+
+    /// Check a plaintext password (PLAIN, LOGIN), constant time.
+    pub fn verify_plain(&self, password: &[u8]) -> bool {
+        let props = self.as_properties();
+        let refs: Vec<(&[u8], &[u8])> = props
+            .iter()
+            .map(|(a, b)| (a.as_slice(), b.as_slice()))
+            .collect();
+        secret::verify(&refs, password) == Verdict::Match
+    }
+}
+
+/// Where mechanisms find secrets. `Ok(None)` means no such account.
+pub trait Credentials {
+    fn secrets(&self, account: &Account) -> Result<Option<Secrets>, StoreError>;
+}
+
+impl Credentials for Store {
+    fn secrets(&self, account: &Account) -> Result<Option<Secrets>, StoreError> {
+        self.read(|v| {
+            let props = v.properties(account)?;
+            Ok(if props.is_empty() {
+                None
+            } else {
+                Some(Secrets::from_properties(&props))
+            })
+        })
+    }
+}
+
+/// Server settings every mechanism may consult.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// Service name for DIGEST-MD5's digest-uri (`smtp`).
+    pub service: String,
+    /// The server's host name (CRAM-MD5 challenge, DIGEST-MD5 digest-uri).
+    pub hostname: String,
+    /// Other host names a DIGEST-MD5 digest-uri may name.
+    pub host_aliases: Vec<String>,
+    /// Realm for names without `@` (Postfix: `smtpd_sasl_local_domain`,
+    /// else `myhostname`).
+    pub realm: Vec<u8>,
+    /// Let an authenticated user act as another (authzid ≠ authcid).
+    pub allow_proxy: bool,
+    /// Iterations for SCRAM derived from a cleartext `userPassword`.
+    pub scram_iterations: u32,
+    /// Secret for the salts of derived and unknown-user SCRAM exchanges,
+    /// so an unknown user gets a stable, plausible salt.
+    pub salt_key: [u8; 32],
+    /// `tls-exporter` channel binding data of the connection, if any.
+    pub channel_binding: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("service", &self.service)
+            .field("hostname", &self.hostname)
+            .field("realm", &String::from_utf8_lossy(&self.realm))
+            .field("allow_proxy", &self.allow_proxy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerConfig {
+    /// A config with a fresh random salt key.
+    pub fn new(service: &str, hostname: &str, realm: &[u8]) -> Result<Self, secret::SecretError> {
+        Ok(ServerConfig {
+            service: service.to_string(),
+            hostname: hostname.to_string(),
+            host_aliases: Vec::new(),
+            realm: realm.to_vec(),
+            allow_proxy: false,
+            scram_iterations: secret::DEFAULT_ITERATIONS,
+            salt_key: secret::random_bytes::<32>()?,
+            channel_binding: None,
+        })
+    }
+
+    /// Resolve a login name to an account, as Cyrus does.
+    pub fn account(&self, name: &[u8]) -> Result<Account, AuthError> {
+        let name = name.trim_ascii();
+        if name.is_empty() {
+            return Err(AuthError::Malformed("empty or all-whitespace user name"));
+        }
+        Ok(match name.iter().position(|&b| b == b'@') {
+            Some(at) => Account::new(&name[..at], &name[at + 1..]),
+            None => Account::new(name, self.realm.clone()),
+        })
+    }
+
+    /// May `authcid` act as `authzid`? Equal names (or the same account)
+    /// always; others only with proxy authorisation configured.
+    pub fn authorize(
+        &self,
+        authcid: &Account,
+        authzid: &[u8],
+    ) -> Result<Option<Vec<u8>>, AuthError> {
+        if authzid.is_empty() {
+            return Ok(None);
+        }
+        let same = self.account(authzid).is_ok_and(|a| a == *authcid);
+        if same {
+            return Ok(None);
+        }
+        if self.allow_proxy {
+            return Ok(Some(authzid.to_vec()));
+        }
+        Err(AuthError::AuthzDenied)
+    }
+
+    /// Look up secrets; a store failure is a temporary failure.
+    fn lookup(
+        &self,
+        creds: &dyn Credentials,
+        account: &Account,
+    ) -> Result<Option<Secrets>, AuthError> {
+        creds
+            .secrets(account)
+            .map_err(|e| AuthError::Temporary(e.to_string()))
+    }
+}
+
+/// Why an exchange failed. Messages never contain secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthError {
+    /// The client sent `*`.
+    Cancelled,
+    /// Not valid base64.
+    BadBase64,
+    /// Longer than the bounds of the protocol.
+    TooLong,
+    /// The bytes do not follow the mechanism's syntax.
+    Malformed(&'static str),
+    /// Wrong password, unknown user, or no secret this mechanism can use.
+    BadCredentials,
+    /// Authenticated, but may not act as the requested authzid.
+    AuthzDenied,
+    /// Channel binding missing, mismatched or downgraded.
+    ChannelBinding(&'static str),
+    /// The store could not be read.
+    Temporary(String),
+    /// Input after the exchange ended, or the mechanism is unknown.
+    Protocol(&'static str),
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthError::Cancelled => write!(f, "authentication cancelled"),
+            AuthError::BadBase64 => write!(f, "invalid base64 data"),
+            AuthError::TooLong => write!(f, "response too long"),
+            AuthError::Malformed(why) => write!(f, "malformed response: {why}"),
+            AuthError::BadCredentials => write!(f, "authentication failure"),
+            AuthError::AuthzDenied => write!(f, "authorization failure"),
+            AuthError::ChannelBinding(why) => write!(f, "channel binding: {why}"),
+            AuthError::Temporary(why) => write!(f, "temporary failure: {why}"),
+            AuthError::Protocol(why) => write!(f, "protocol error: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+/// A successful exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    pub account: Account,
+    /// Set when the client asked to act as someone else and may.
+    pub authzid: Option<Vec<u8>>,
+}
+
+/// What a mechanism answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Send this challenge (raw bytes) and wait for a response.
+    Challenge(Vec<u8>),
+    /// Done; `Some(data)` is final server data (SCRAM's `v=`) the protocol
+    /// sends with success or as a last challenge.
+    Success(Authenticated, Option<Vec<u8>>),
+    Failure(AuthError),
+}
+
+/// A server mechanism. `start` gets the initial response if the client sent
+/// one (`Some(b"")` for an explicitly empty one), `step` every later one.
+pub trait Mechanism: Send {
+    fn name(&self) -> &'static str;
+    fn start(&mut self, initial: Option<&[u8]>, creds: &dyn Credentials) -> Step;
+    fn step(&mut self, response: &[u8], creds: &dyn Credentials) -> Step;
+}
+
+/// Security properties, in Cyrus's sense: what a mechanism resists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SecurityFlags {
+    pub no_plaintext: bool,
+    pub no_active: bool,
+    pub no_dictionary: bool,
+    pub no_anonymous: bool,
+    pub forward_secrecy: bool,
+    pub mutual_auth: bool,
+}
+
+/// Every mechanism this crate serves, strongest first (the order EHLO
+/// advertises them in).
+pub const ALL: [&str; 8] = [
+    "SCRAM-SHA-256-PLUS",
+    "SCRAM-SHA-1-PLUS",
+    "SCRAM-SHA-256",
+    "SCRAM-SHA-1",
+    "DIGEST-MD5",
+    "CRAM-MD5",
+    "PLAIN",
+    "LOGIN",
+];
+
+/// Cyrus's security flags for a mechanism name.
+pub fn security_flags(name: &str) -> Option<SecurityFlags> {
+    let upper = name.to_ascii_uppercase();
+    let f = |no_plaintext, no_active, mutual_auth| SecurityFlags {
+        no_plaintext,
+        no_active,
+        no_dictionary: false,
+        no_anonymous: true,
+        forward_secrecy: false,
+        mutual_auth,
+    };
+    Some(match upper.as_str() {
+        "PLAIN" | "LOGIN" => f(false, false, false),
+        "CRAM-MD5" => f(true, false, false),
+        "DIGEST-MD5" => f(true, false, true),
+        "SCRAM-SHA-1" | "SCRAM-SHA-256" | "SCRAM-SHA-1-PLUS" | "SCRAM-SHA-256-PLUS" => {
+            f(true, true, true)
+        }
+        _ => return None,
+    })
+}
+
+/// A new server mechanism by (case-insensitive) name; `None` when unknown.
+pub fn new_mechanism(name: &str, config: &ServerConfig) -> Option<Box<dyn Mechanism>> {
+    let upper = name.to_ascii_uppercase();
+    Some(match upper.as_str() {
+        "PLAIN" => Box::new(Plain::new(config.clone())),
+        "LOGIN" => Box::new(Login::new(config.clone())),
+        "CRAM-MD5" => Box::new(CramMd5::new(config.clone())),
+        "DIGEST-MD5" => Box::new(DigestMd5::new(config.clone())),
+        "SCRAM-SHA-1" => Box::new(Scram::new(config.clone(), ScramHash::Sha1, false)),
+        "SCRAM-SHA-256" => Box::new(Scram::new(config.clone(), ScramHash::Sha256, false)),
+        "SCRAM-SHA-1-PLUS" => Box::new(Scram::new(config.clone(), ScramHash::Sha1, true)),
+        "SCRAM-SHA-256-PLUS" => Box::new(Scram::new(config.clone(), ScramHash::Sha256, true)),
+        _ => return None,
+    })
+}
+
+/// Framing shared by SMTP AUTH and the auth sockets: base64 lines in and
+/// out, `*` to cancel, bounded sizes.
+pub struct Exchange {
+    mech: Box<dyn Mechanism>,
+    done: bool,
+}
+
+/// What to send after feeding the exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Base64 challenge (SMTP `334 <b64>`).
+    Challenge(String),
+    /// Success, with optional base64 final data.
+    Success(Authenticated, Option<String>),
+    Failure(AuthError),
+}
+
+impl Exchange {
+    pub fn new(mech: Box<dyn Mechanism>) -> Exchange {
+        Exchange { mech, done: false }
+    }
+
+    pub fn mechanism(&self) -> &'static str {
+        self.mech.name()
+    }
+
+    fn decode(line: &[u8]) -> Result<Vec<u8>, AuthError> {
+        if line == b"*" {
+            return Err(AuthError::Cancelled);
+        }
+        if line.len() > MAX_RESPONSE_B64 {
+            return Err(AuthError::TooLong);
+        }
+        B64.decode(line.trim_ascii())
+            .map_err(|_| AuthError::BadBase64)
+    }
+
+    fn reply(&mut self, step: Step) -> Reply {
+        match step {
+            Step::Challenge(c) => Reply::Challenge(B64.encode(c)),
+            Step::Success(a, data) => {
+                self.done = true;
+                Reply::Success(a, data.map(|d| B64.encode(d)))
+            }
+            Step::Failure(e) => {
+                self.done = true;
+                Reply::Failure(e)
+            }
+        }
+    }
+
+    /// Begin. `initial` is the base64 initial response as the client sent
+    /// it (`=` meaning empty), if any.
+    pub fn start(&mut self, initial: Option<&[u8]>, creds: &dyn Credentials) -> Reply {
+        let decoded = match initial {
+            None => None,
+            Some(b"=") => Some(Vec::new()),
+            Some(line) => match Self::decode(line) {
+                Ok(d) => Some(d),
+                Err(e) => return self.reply(Step::Failure(e)),
+            },
+        };
+        let step = self.mech.start(decoded.as_deref(), creds);
+        self.reply(step)
+    }
+
+    /// Feed one response line (without CRLF).
+    pub fn feed(&mut self, line: &[u8], creds: &dyn Credentials) -> Reply {
+        if self.done {
+            return Reply::Failure(AuthError::Protocol("exchange already finished"));
+        }
+        let step = match Self::decode(line) {
+            Ok(d) => self.mech.step(&d, creds),
+            Err(e) => Step::Failure(e),
+        };
+        self.reply(step)
+    }
+}
+
+/// Constant-time equality for byte strings of possibly different length.
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    bool::from(a.ct_eq(b))
+}
+
+/// A secret that matches nothing, used so an unknown user costs the same
+/// work as a wrong password.
+pub(crate) fn dummy_secrets() -> Secrets {
+    Secrets {
+        user_password: Some(b"\x00unknown-user\x00".to_vec()),
+        ..Secrets::default()
+    }
+}
+
+/// Lower-case hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// An in-memory credential table for mechanism tests.
+    #[derive(Default)]
+    pub struct Table(pub HashMap<Account, Secrets>);
+
+    impl Table {
+        pub fn with_password(user: &str, realm: &str, pw: &str) -> Table {
+            let mut t = Table::default();
+            t.0.insert(
+                Account::new(user, realm),
+                Secrets {
+                    user_password: Some(pw.as_bytes().to_vec()),
+                    ..Secrets::default()
+                },
+            );
+            t
+        }
+    }
+
+    impl Credentials for Table {
+        fn secrets(&self, account: &Account) -> Result<Option<Secrets>, StoreError> {
+            Ok(self.0.get(account).cloned())
+        }
+    }
+
+    pub fn config() -> ServerConfig {
+        ServerConfig {
+            service: "smtp".into(),
+            hostname: "mx.example.org".into(),
+            host_aliases: vec![],
+            realm: b"example.org".to_vec(),
+            allow_proxy: false,
+            scram_iterations: 4096,
+            salt_key: [7u8; 32],
+            channel_binding: None,
+        }
+    }
+}
