@@ -97,8 +97,13 @@ pub enum StoreError {
     NotRegular(PathBuf),
     #[error("{}: not an LMDB sasldb file (wrong magic number); left untouched", .0.display())]
     NotLmdb(PathBuf),
-    #[error("{}: {source}", .path.display())]
+    #[error("{}: {}", .path.display(), strerror(.source))]
     Io { path: PathBuf, source: io::Error },
+    #[error(
+        "{}: {}; every LMDB reader and writer must be able to open the lock file read-write (or create it)",
+        .lock.display(), strerror(.source)
+    )]
+    LockAccess { lock: PathBuf, source: io::Error },
     #[error("{}: LMDB: {source}", .path.display())]
     Lmdb { path: PathBuf, source: lmdb::Error },
     #[error("user {:?} in realm {:?}: key for property {property} would be {len} bytes; LMDB keys are limited to {MAX_KEY_LEN}",
@@ -117,7 +122,35 @@ pub enum StoreError {
     ReadOnly(PathBuf),
 }
 
+/// An OS error as strerror(3) words it, without Rust's " (os error N)".
+fn strerror(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" (os error ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
 impl StoreError {
+    /// A failed environment open. LMDB opens `<path>-lock` read-write first,
+    /// even for readers, and reports a refused lock file as a failure of the
+    /// data file: name the lock file when the data file itself is accessible.
+    fn open(path: &Path, writable: bool, source: lmdb::Error) -> Self {
+        if source == lmdb::Error::Other(libc::EACCES)
+            && fs::OpenOptions::new()
+                .read(true)
+                .write(writable)
+                .open(path)
+                .is_ok()
+        {
+            return StoreError::LockAccess {
+                lock: lock_path(path),
+                source: io::Error::from_raw_os_error(libc::EACCES),
+            };
+        }
+        StoreError::lmdb(path, source)
+    }
+
     fn lmdb(path: &Path, source: lmdb::Error) -> Self {
         match source {
             // LMDB passes errno values through; show them as the OS does.
@@ -298,7 +331,7 @@ impl Store {
         }
         let env = builder
             .open_with_permissions(path, CREATE_MODE)
-            .map_err(|e| StoreError::lmdb(path, e))?;
+            .map_err(|e| StoreError::open(path, writable, e))?;
         let db = env.open_db(None).map_err(|e| StoreError::lmdb(path, e))?;
         Ok(Store {
             path: path.to_path_buf(),
