@@ -53,6 +53,19 @@ impl Getopt {
         Getopt { opts }
     }
 
+    /// Also accept the flag `-short`, reported as `id`: for option characters that are in a
+    /// Cyrus option string but not in the command definition (`-?`, which glibc's getopt
+    /// returns without printing "invalid option").
+    pub fn with_flag(mut self, short: char, id: &str) -> Self {
+        self.opts.push(Opt {
+            id: id.to_string(),
+            short: Some(short),
+            long: None,
+            takes_value: false,
+        });
+        self
+    }
+
     /// Parse the arguments after the program name.
     pub fn parse<I, S>(&self, args: I) -> Parsed
     where

@@ -22,26 +22,42 @@ use crate::store::{OpenOptions, Scanned, Store};
 
 const AFTER_HELP: &str = "\
 Compatibility:
-  Output, messages and exit codes are those of sasldblistusers2 from Cyrus SASL 2.1.28: a store
-  that is missing or cannot be read prints \"listusers failed\" on stderr and exits 0, as Cyrus
-  does (preceded here by a line saying why). With --format table or json such errors exit 1.
-  sasldb_path in sasldblistusers.conf is ignored, as by Cyrus; sasldb_mapsize and
-  sasldb_maxreaders are read.
+  Output, messages and exit codes are those of sasldblistusers2 from Cyrus SASL 2.1.28: one
+  user@realm: property line per stored property, in LMDB key order. sasldb_path in
+  sasldblistusers.conf is ignored, as by Cyrus; sasldb_mapsize and sasldb_maxreaders are read.
 
-Differences from sasldblistusers2, on purpose:
+Exit status:
+  0      success; also, as with Cyrus, when the store is missing or cannot be read: then
+         \"listusers failed\" goes to stderr (preceded here by a line saying why)
+  1      usage error; with --format table or json, also a store that cannot be read
+
+Deliberate differences from sasldblistusers2:
   * A key without exactly two NUL bytes is skipped with one warning (Cyrus loops forever).
   * A symbolic link as the store path is refused (see saslpasswd(8)).
 
-JSON schema (--format json), stable: {\"schema\": \"sasldb-list/1\", \"path\": STRING,
-  \"accounts\": [{\"user\": STRING, \"realm\": STRING, \"properties\": [STRING],
-  \"mechanisms\": [STRING]}], \"malformed_keys\": NUMBER}. Accounts come in LMDB key order;
-  bytes that are not UTF-8 are shown as U+FFFD. \"mechanisms\" lists what Cyrus SASL can serve
-  from the stored properties. Values (secrets) are never printed in any format.
+JSON output:
+  --format json prints one document in a stable schema:
+    {\"schema\": \"sasldb-list/1\", \"path\": STRING,
+     \"accounts\": [{\"user\": STRING, \"realm\": STRING,
+                   \"properties\": [STRING], \"mechanisms\": [STRING]}],
+     \"malformed_keys\": NUMBER}
+  Accounts come in LMDB key order; bytes that are not UTF-8 are shown as U+FFFD. \"mechanisms\"
+  lists what Cyrus SASL can serve from the stored properties. Values (secrets) are never
+  printed in any format.
+
+Files:
+  /etc/sasldb2             default store
+  /etc/sasldb2-lock        LMDB lock file; readers need write access to it
+  sasldblistusers.conf     searched in $SASL_CONF_PATH, else /etc/sasl2, /etc/sasl,
+                           /usr/lib/x86_64-linux-gnu/sasl2, /usr/lib/sasl2
 
 Examples:
-  sasldblistusers                      list /etc/sasldb2 as Cyrus does
-  sasldblistusers -f /var/spool/postfix/etc/sasldb2 --format table
-  sasldblistusers --realm \"$(postconf -h myhostname)\" --format json";
+  List /etc/sasldb2 exactly as sasldblistusers2 does:
+    sasldblistusers
+  One row per account, with the mechanisms it can use, for Postfix's chrooted copy:
+    sasldblistusers -f /var/spool/postfix/etc/sasldb2 --format table
+  The accounts in the realm Postfix uses, as JSON:
+    sasldblistusers --realm \"$(postconf -h myhostname)\" --format json";
 
 /// Output views.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,7 +136,10 @@ fn usage(prog: &str) {
 /// Run the tool; returns the exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     let mut args = args.into_iter();
-    let prog = super::prog_name(args.next().as_deref(), "sasldblistusers");
+    let argv0 = args.next();
+    let prog = super::prog_name(argv0.as_deref(), "sasldblistusers");
+    // glibc's getopt names argv[0] as given, not its basename.
+    let getopt_name = argv0.map_or_else(|| prog.clone(), |a| a.to_string_lossy().into_owned());
     let args: Vec<OsString> = args.collect();
     let mut file: Option<OsString> = None;
     let mut format = Format::Compat;
@@ -129,14 +148,20 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     if args.len() == 1 && !args[0].as_bytes().starts_with(b"-") {
         file = Some(args[0].clone());
     } else {
-        let parsed = Getopt::from_command(&command()).parse(args);
+        let parsed = Getopt::from_command(&command())
+            .with_flag('?', "question")
+            .parse(args);
+        // As in sasldblistusers2, errors only mark the command line bad and parsing goes on
+        // (a later -v still acts); "Unrecognized command line option" follows the usage when
+        // the last of them was a bad option (or -?) rather than -h.
+        let mut flag_error = false;
+        let mut bad_option = false;
         for ev in parsed.events {
             match ev {
                 Event::Error(msg) => {
-                    stderr(&format!("{prog}: {msg}\n"));
-                    usage(&prog);
-                    stderr("Unrecognized command line option\n");
-                    return exit::FAIL;
+                    stderr(&format!("{getopt_name}: {msg}\n"));
+                    flag_error = true;
+                    bad_option = true;
                 }
                 Event::Opt(id, v) => match id.as_str() {
                     "file" => file = v,
@@ -161,9 +186,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
                         let _ = io::stdout().write_all(help.as_bytes());
                         return exit::OK;
                     }
+                    "help" => {
+                        flag_error = true;
+                        bad_option = false;
+                    }
                     _ => {
-                        usage(&prog);
-                        return exit::FAIL;
+                        flag_error = true; // -?
+                        bad_option = true;
                     }
                 },
             }
@@ -175,10 +204,14 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         match parsed.operands.as_slice() {
             [] => {}
             [one] if extended && file.is_none() => file = Some(one.clone()),
-            _ => {
-                usage(&prog);
-                return exit::FAIL;
+            _ => flag_error = true,
+        }
+        if flag_error {
+            usage(&prog);
+            if bad_option {
+                stderr("Unrecognized command line option\n");
             }
+            return exit::FAIL;
         }
     }
     let path = match &file {

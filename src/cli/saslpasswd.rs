@@ -21,11 +21,23 @@ Compatibility:
   Flags, prompts, messages and exit codes are those of saslpasswd2 from Cyrus SASL 2.1.28, so a
   script written for one runs unchanged with the other. The store is Cyrus's LMDB layout: the data
   file at the path, LMDB's lock file at <path>-lock, keys user\\0realm\\0property.
-  Exit codes: 0 success; 1 usage error or generic failure (store cannot be opened or written);
-  4 auxprop_plugin names no sasldb store; 7 empty password or passwords that differ;
-  100 malformed <appname>.conf.
 
-Differences from saslpasswd2, on purpose:
+Password input:
+  On a terminal saslpasswd prompts \"Password: \" and \"Again (for verification): \" on standard
+  output, with echo off; the two entries must match. With -p, or when standard input is not a
+  terminal, there is no prompt: one read of at most 2048 bytes, one trailing newline removed.
+  --password-fd N reads descriptor N the same way; --check asks only once. A password is never
+  taken from the command line.
+
+Exit status:
+  0      success (deleting a user that does not exist is a success too)
+  1      usage error; generic failure (the store cannot be opened or written); --check: the
+         password does not match or the user has no usable secret
+  4      auxprop_plugin in <appname>.conf names no sasldb store
+  7      empty password, or the two passwords typed differ
+  100    malformed <appname>.conf
+
+Deliberate differences from saslpasswd2:
   * Every change is one LMDB transaction: all properties it sets or deletes land together or not
     at all (Cyrus commits each property separately).
   * -n stores a SCRAM-SHA-256 authPassword verifier instead of silently storing nothing, and
@@ -39,7 +51,8 @@ Differences from saslpasswd2, on purpose:
     to a few thousand users with the default 1 MiB map); the new size is recorded in the file.
   * A detail line naming the file, user or realm precedes \"generic failure\".
 
-Batch input (--batch FILE, - for standard input):
+Batch input:
+  --batch FILE reads one operation per line from FILE (- for standard input):
   user[@realm]:password    set a password (split at the first colon)
   -user[@realm]            delete the user's secrets
   # comment, blank lines   skipped
@@ -63,8 +76,9 @@ Examples:
     printf '%s' \"$PW\" | saslpasswd -p -c -u example.org alice
   Keep standard input free and pass the password on descriptor 3:
     saslpasswd --password-fd 3 -c -u example.org alice 3< pwfile
-  Provision many users at once, checking first:
-    saslpasswd --batch users.txt --dry-run -u example.org && saslpasswd --batch users.txt -u example.org
+  Provision many users at once, checking the file first:
+    saslpasswd --batch users.txt --dry-run -u example.org &&
+      saslpasswd --batch users.txt -u example.org
   Delete a user:
     saslpasswd -d -u example.org alice
   Check a password (exit 0 if it matches):
@@ -159,14 +173,22 @@ struct Options {
 /// Run the tool; returns the exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     let mut args = args.into_iter();
-    let prog = super::prog_name(args.next().as_deref(), "saslpasswd");
-    let parsed = Getopt::from_command(&command()).parse(args);
+    let argv0 = args.next();
+    let prog = super::prog_name(argv0.as_deref(), "saslpasswd");
+    // glibc's getopt names argv[0] as given, not its basename.
+    let getopt_name = argv0.map_or_else(|| prog.clone(), |a| a.to_string_lossy().into_owned());
+    let parsed = Getopt::from_command(&command())
+        .with_flag('?', "question")
+        .parse(args);
     let mut o = Options::default();
+    // As in saslpasswd2, a bad option or -h/-? only marks an error: parsing goes on, so a
+    // later -v or bad -a still acts, and the usage comes once at the end.
+    let mut flag_error = false;
     for ev in parsed.events {
         match ev {
             Event::Error(msg) => {
-                stderr(&format!("{prog}: {msg}\n"));
-                return usage(&prog);
+                stderr(&format!("{getopt_name}: {msg}\n"));
+                flag_error = true;
             }
             Event::Opt(id, v) => match id.as_str() {
                 "pipe" => o.pipe = true,
@@ -195,11 +217,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
                     let _ = io::Write::write_all(&mut io::stdout(), help.as_bytes());
                     return exit::OK;
                 }
-                _ => return usage(&prog), // -h
+                _ => flag_error = true, // -h, -?
             },
         }
     }
-    if o.create && o.disable {
+    if flag_error || (o.create && o.disable) {
         return usage(&prog);
     }
     let wanted_operands = if o.batch.is_some() { 0 } else { 1 };
