@@ -29,7 +29,7 @@ use crate::secret::{self, ScramHash, ScramVerifier, Verdict};
 use crate::store::{Account, Store, StoreError};
 
 pub use cram_md5::CramMd5;
-pub use digest_md5::DigestMd5;
+pub use digest_md5::{DigestMd5, response_values as digest_response_values};
 pub use login::Login;
 pub use plain::Plain;
 pub use scram::Scram;
