@@ -80,11 +80,12 @@ pub fn default_realm() -> String {
         .to_ascii_lowercase()
 }
 
-/// Every (key, value) of an LMDB store as Debian's `mdb_dump -p -n` prints
-/// them, decoded back to bytes.
+/// Every (key, value) of an LMDB store as Debian's `mdb_dump -n` prints
+/// them. The hex format is used because lmdb-utils 0.9.24's print format
+/// does not escape backslashes.
 pub fn mdb_dump(db: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
     let out = Command::new("mdb_dump")
-        .args(["-n", "-p"])
+        .arg("-n")
         .arg(db)
         .output()
         .expect("mdb_dump (apt-get install lmdb-utils)");
@@ -93,29 +94,34 @@ pub fn mdb_dump(db: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
         "mdb_dump failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = out.stdout;
-    let mut lines = text.split(|&b| b == b'\n');
+    let text = String::from_utf8(out.stdout).expect("hex dump is ASCII");
+    let mut lines = text.lines();
     for l in lines.by_ref() {
-        if l == b"HEADER=END" {
+        if l == "HEADER=END" {
             break;
         }
     }
     let mut items = Vec::new();
     let mut pending: Option<Vec<u8>> = None;
     for l in lines {
-        if l == b"DATA=END" {
+        if l == "DATA=END" {
             break;
         }
-        let v = unprint(&l[1..]);
+        let hex = l.trim_start();
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+            .collect();
         match pending.take() {
-            None => pending = Some(v),
-            Some(k) => items.push((k, v)),
+            None => pending = Some(bytes),
+            Some(k) => items.push((k, bytes)),
         }
     }
     items
 }
 
-/// Undo mdb_dump's print format (`\\` and `\xx` escapes).
+/// Undo the print format of `mdb_dump -p` / `db5.3_dump -p` (`\\` and
+/// `\xx` escapes), as the transcripts record it.
 pub fn unprint(s: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
