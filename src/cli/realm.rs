@@ -3,7 +3,8 @@
 //! The user id is split at the first `@`: what follows is the realm and
 //! overrides `-u` (even when empty: `hank@` is realm ``). Without `@` the
 //! realm is `-u DOM` verbatim, or, when that is missing or empty, the host
-//! name from `gethostname()` lower-cased (no DNS canonicalisation).
+//! name from `gethostname()` lower-cased (no DNS canonicalisation). The
+//! rule itself is [`Account::resolve`], shared with the login side.
 
 use std::io;
 
@@ -17,21 +18,14 @@ pub fn default_realm() -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Resolve a user id against `-u` and the default realm. The default is
-/// only computed when needed.
+/// Resolve a user id against `-u` and the default realm (see
+/// [`Account::resolve`]); the default is only computed when needed.
 pub fn resolve(
     userid: &[u8],
     domain: Option<&[u8]>,
     default: impl FnOnce() -> io::Result<Vec<u8>>,
 ) -> io::Result<Account> {
-    if let Some(at) = userid.iter().position(|&b| b == b'@') {
-        return Ok(Account::new(&userid[..at], &userid[at + 1..]));
-    }
-    let realm = match domain {
-        Some(d) if !d.is_empty() => d.to_vec(),
-        _ => default()?,
-    };
-    Ok(Account::new(userid, realm))
+    Account::resolve(userid, domain, default)
 }
 
 #[cfg(test)]

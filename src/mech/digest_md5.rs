@@ -270,11 +270,10 @@ impl DigestMd5 {
         // The realm field names the account's realm; a user name with `@`
         // and no realm directive is split as everywhere else.
         let account = if get("realm").is_some() {
-            let user = username.trim_ascii();
-            if user.is_empty() {
+            if username.is_empty() {
                 return Err(AuthError::Malformed("empty user name"));
             }
-            Account::new(user, realm.clone())
+            Account::new(username, realm.clone())
         } else {
             self.config.account(username)?
         };

@@ -8,10 +8,12 @@
 //! session and the auth sockets feed it lines as they arrive.
 //!
 //! Identity follows Cyrus: a name is split at the first `@` into user and
-//! realm, otherwise the configured realm applies; leading and trailing
-//! whitespace is dropped and an all-blank name refused. The same rule
-//! creates accounts (`saslpasswd`) and checks logins, so a user created as
-//! `alice` in realm `example.org` logs in as `alice` or `alice@example.org`.
+//! realm, otherwise the configured realm applies. The same rule
+//! ([`Account::resolve`]) creates accounts (`saslpasswd`) and checks logins,
+//! so a user created as `alice` in realm `example.org` logs in as `alice` or
+//! `alice@example.org`. Unlike Cyrus's login side, whitespace is not
+//! trimmed: Cyrus stores ` bob ` as given and then trims it away at login,
+//! so such an account could never log in; here it logs in as it was made.
 
 mod cram_md5;
 mod digest_md5;
@@ -163,15 +165,14 @@ impl ServerConfig {
         })
     }
 
-    /// Resolve a login name to an account, as Cyrus does.
+    /// Resolve a login name to an account with the rule that created it
+    /// ([`Account::resolve`]). An empty name is refused: no client can mean it.
     pub fn account(&self, name: &[u8]) -> Result<Account, AuthError> {
-        let name = name.trim_ascii();
         if name.is_empty() {
-            return Err(AuthError::Malformed("empty or all-whitespace user name"));
+            return Err(AuthError::Malformed("empty user name"));
         }
-        Ok(match name.iter().position(|&b| b == b'@') {
-            Some(at) => Account::new(&name[..at], &name[at + 1..]),
-            None => Account::new(name, self.realm.clone()),
+        Account::resolve(name, Some(&self.realm), || {
+            Err(AuthError::Malformed("no realm configured"))
         })
     }
 

@@ -54,6 +54,26 @@ impl Account {
         }
     }
 
+    /// The account a user id names, by Cyrus's rules, the one
+    /// normalisation used both when an account is created and when it logs
+    /// in: split at the first `@` (what follows is the realm, even when
+    /// empty); without `@`, `realm` if given and non-empty, else
+    /// `default()`. Nothing else changes: case and whitespace are kept.
+    pub fn resolve<E>(
+        userid: &[u8],
+        realm: Option<&[u8]>,
+        default: impl FnOnce() -> Result<Vec<u8>, E>,
+    ) -> Result<Account, E> {
+        if let Some(at) = userid.iter().position(|&b| b == b'@') {
+            return Ok(Account::new(&userid[..at], &userid[at + 1..]));
+        }
+        let realm = match realm {
+            Some(r) if !r.is_empty() => r.to_vec(),
+            _ => default()?,
+        };
+        Ok(Account::new(userid, realm))
+    }
+
     /// Key for one property, or the reason it cannot exist.
     pub fn key(&self, property: &str) -> Result<Vec<u8>, StoreError> {
         key::encode(&self.authid, &self.realm, property.as_bytes()).map_err(|e| match e {
