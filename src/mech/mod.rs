@@ -439,6 +439,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 pub(crate) mod testing {
     use super::*;
+    use super::{ALL, MAX_RESPONSE_B64, security_flags};
     use std::collections::HashMap;
 
     /// An in-memory credential table for mechanism tests.
@@ -462,6 +463,59 @@ pub(crate) mod testing {
     impl Credentials for Table {
         fn secrets(&self, account: &Account) -> Result<Option<Secrets>, StoreError> {
             Ok(self.0.get(account).cloned())
+        }
+    }
+
+    #[test]
+    fn exchange_framing() {
+        use super::{AuthError, Exchange, Reply, new_mechanism};
+        let creds = Table::with_password("tim", "example.org", "tanstaaftanstaaf");
+        let cfg = config();
+        let ex = || Exchange::new(new_mechanism("plain", &cfg).expect("plain"));
+        // Initial response, base64.
+        assert!(matches!(
+            ex().start(Some(b"AHRpbQB0YW5zdGFhZnRhbnN0YWFm"), &creds),
+            Reply::Success(..)
+        ));
+        // `=` is an empty initial response: PLAIN finds no fields.
+        assert!(matches!(
+            ex().start(Some(b"="), &creds),
+            Reply::Failure(AuthError::Malformed(_))
+        ));
+        // No initial response: empty challenge, then the response.
+        let mut e = ex();
+        assert_eq!(e.start(None, &creds), Reply::Challenge(String::new()));
+        assert!(matches!(
+            e.feed(b"AHRpbQB0YW5zdGFhZnRhbnN0YWFm", &creds),
+            Reply::Success(..)
+        ));
+        assert_eq!(
+            e.feed(b"AHRpbQB0YW5zdGFhZnRhbnN0YWFm", &creds),
+            Reply::Failure(AuthError::Protocol("exchange already finished"))
+        );
+        let mut e = ex();
+        e.start(None, &creds);
+        assert_eq!(e.feed(b"*", &creds), Reply::Failure(AuthError::Cancelled));
+        let mut e = ex();
+        e.start(None, &creds);
+        assert_eq!(
+            e.feed(b"not base64!", &creds),
+            Reply::Failure(AuthError::BadBase64)
+        );
+        let mut e = ex();
+        e.start(None, &creds);
+        assert_eq!(
+            e.feed(&vec![b'A'; MAX_RESPONSE_B64 + 4], &creds),
+            Reply::Failure(AuthError::TooLong)
+        );
+        assert_eq!(
+            ex().start(Some(b"%%%"), &creds),
+            Reply::Failure(AuthError::BadBase64)
+        );
+        assert!(new_mechanism("NTLM", &cfg).is_none());
+        for name in ALL {
+            assert_eq!(new_mechanism(name, &cfg).expect("known").name(), name);
+            assert!(security_flags(name).is_some());
         }
     }
 
