@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod cli;
 pub mod mech;
+pub mod postfix;
 pub mod saslconf;
 pub mod secret;
 pub mod store;

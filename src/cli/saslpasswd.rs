@@ -12,6 +12,7 @@ use super::getopt::{Event, Getopt};
 use super::progress::Progress;
 use super::{DEFAULT_SASLDB, exit, isatty, password, realm, stderr, strerror};
 use crate::admin::{self, AdminError, CheckResult, Op, Summary};
+use crate::postfix::{self, Deployment, Postfix};
 use crate::saslconf::{self, ConfigError, SaslConfig};
 use crate::secret::{DEFAULT_ITERATIONS, ScramHash, SecretError, SetPolicy};
 use crate::store::{Account, OpenOptions, Store, StoreError};
@@ -132,6 +133,20 @@ pub fn command() -> Command {
             .help("Read the password from file descriptor N (pipe rules) instead of stdin"))
         .arg(Arg::new("check").long("check").action(ArgAction::SetTrue)
             .help("Verify a password for the user: exit 0 if it matches, 1 otherwise, saying why"))
+        .arg(Arg::new("postfix").long("postfix").action(ArgAction::SetTrue)
+            .help("Postfix integration on: default realm from Postfix, root:<group> 0640/0660 modes, chroot copy kept current (default: on for /etc/sasldb2 when smtpd runs chrooted; setting postfix_integration in <appname>.conf)"))
+        .arg(Arg::new("no-postfix").long("no-postfix").action(ArgAction::SetTrue)
+            .help("Postfix integration off, even for /etc/sasldb2"))
+        .arg(Arg::new("postfix-group").long("postfix-group").value_name("GROUP").action(ArgAction::Set)
+            .help("Group Postfix reads the store through (default: sasl if Postfix's mail_owner is in it, else mail_owner's group; setting postfix_group)"))
+        .arg(Arg::new("publish").long("publish").action(ArgAction::SetTrue)
+            .help("Bring the copy in Postfix's chroot up to date now (and fix owner and modes)"))
+        .arg(Arg::new("doctor").long("doctor").action(ArgAction::SetTrue)
+            .help("Check the store and the Postfix SASL setup, explain each problem with a fix"))
+        .arg(Arg::new("fix").long("fix").action(ArgAction::SetTrue)
+            .help("With --doctor: repair what can be repaired safely"))
+        .arg(Arg::new("json").long("json").action(ArgAction::SetTrue)
+            .help("With --doctor: print the findings as JSON"))
         .arg(Arg::new("long-help").long("help").action(ArgAction::SetTrue)
             .help("Print this help and exit 0"))
         .arg(Arg::new("userid").value_name("userid").help("user, or user@realm (split at the first @)"))
@@ -168,6 +183,13 @@ struct Options {
     dry_run: bool,
     password_fd: Option<OsString>,
     check: bool,
+    /// `--postfix` (Some(true)) / `--no-postfix` (Some(false)).
+    postfix: Option<bool>,
+    postfix_group: Option<String>,
+    publish: bool,
+    doctor: bool,
+    fix: bool,
+    json: bool,
 }
 
 /// Run the tool; returns the exit code.
@@ -212,6 +234,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
                 "dry-run" => o.dry_run = true,
                 "password-fd" => o.password_fd = v,
                 "check" => o.check = true,
+                "postfix" => o.postfix = Some(true),
+                "no-postfix" => o.postfix = Some(false),
+                "postfix-group" => o.postfix_group = v.map(|g| g.to_string_lossy().into_owned()),
+                "publish" => o.publish = true,
+                "doctor" => o.doctor = true,
+                "fix" => o.fix = true,
+                "json" => o.json = true,
                 "long-help" => {
                     let help = command().render_long_help().to_string();
                     let _ = io::Write::write_all(&mut io::stdout(), help.as_bytes());
@@ -224,7 +253,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     if flag_error || (o.create && o.disable) {
         return usage(&prog);
     }
-    let wanted_operands = if o.batch.is_some() { 0 } else { 1 };
+    let wanted_operands = if o.batch.is_some() || o.publish || o.doctor {
+        0
+    } else {
+        1
+    };
     if parsed.operands.len() != wanted_operands {
         return usage(&prog);
     }
@@ -237,6 +270,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Err(code) => return code,
     };
     match parsed.operands.into_iter().next() {
+        None if tool.o.publish => tool.publish(),
+        None if tool.o.doctor => tool.doctor(),
         None => tool.batch(),
         Some(userid) if tool.o.check => tool.check(&userid.into_vec()),
         Some(userid) => tool.single(&userid.into_vec()),
@@ -255,6 +290,21 @@ fn conflicts(o: &Options) -> Option<&'static str> {
     }
     if o.batch.is_some() && o.check {
         return Some("--batch and --check cannot be combined");
+    }
+    let modes = [o.batch.is_some(), o.check, o.publish, o.doctor];
+    if modes.iter().filter(|&&m| m).count() > 1 {
+        return Some("--batch, --check, --publish and --doctor cannot be combined");
+    }
+    if (o.publish || o.doctor)
+        && (o.create || o.disable || o.noplain || o.dry_run || o.password_fd.is_some())
+    {
+        return Some("--publish and --doctor take no -c, -d, -n, --dry-run or --password-fd");
+    }
+    if (o.fix || o.json) && !o.doctor {
+        return Some("--fix and --json go with --doctor");
+    }
+    if o.publish && o.postfix == Some(false) {
+        return Some("--publish needs Postfix integration; drop --no-postfix");
     }
     None
 }
@@ -286,6 +336,11 @@ struct Tool {
     path: PathBuf,
     open: OpenOptions,
     policy: SetPolicy,
+    config: SaslConfig,
+    /// Postfix integration, when on.
+    deploy: Option<Deployment>,
+    /// Postfix's realm for user ids without `@` or `-u` (with integration).
+    postfix_realm: Option<(String, &'static str)>,
 }
 
 impl Tool {
@@ -333,12 +388,19 @@ impl Tool {
                 .scram_iteration_counter()
                 .unwrap_or(DEFAULT_ITERATIONS),
         };
+        let (deploy, postfix_realm) = match postfix_integration(&prog, &o, &config, &path) {
+            Ok(d) => d,
+            Err(code) => return Err(code),
+        };
         Ok(Tool {
             prog,
             o,
             path,
             open,
             policy,
+            config,
+            deploy,
+            postfix_realm,
         })
     }
 
@@ -365,12 +427,109 @@ impl Tool {
         }
     }
 
+    /// The realm for user ids without `@` and `-u`: Postfix's with
+    /// integration (said on a terminal), else the lower-cased host name.
+    fn default_realm(&self) -> io::Result<Vec<u8>> {
+        match &self.postfix_realm {
+            Some((realm, source)) => {
+                if isatty(2) {
+                    self.say(&format!("using realm {realm} (Postfix's {source})"));
+                }
+                Ok(realm.clone().into_bytes())
+            }
+            None => realm::default_realm(),
+        }
+    }
+
     fn account(&self, userid: &[u8]) -> Result<Account, i32> {
         let domain = self.o.domain.as_ref().map(|d| d.as_bytes());
-        realm::resolve(userid, domain, realm::default_realm).map_err(|_| {
+        realm::resolve(userid, domain, || self.default_realm()).map_err(|_| {
             self.say("generic failure: gethostname");
             exit::FAIL
         })
+    }
+
+    /// After a successful write: owner, modes and chroot copy (with
+    /// integration). The change itself is committed either way; a failure
+    /// here is reported and makes the exit status 1.
+    fn after_write(&self, store: &Store) -> i32 {
+        let Some(d) = &self.deploy else {
+            return exit::OK;
+        };
+        match d.after_write(store) {
+            Ok(r) => {
+                if isatty(2) {
+                    if let Some((copy, p)) = &r.published {
+                        self.say(&format!(
+                            "published to {}: {} added, {} changed, {} removed",
+                            copy.display(),
+                            p.added,
+                            p.changed,
+                            p.removed
+                        ));
+                    }
+                }
+                exit::OK
+            }
+            Err(e) => {
+                self.say(&format!(
+                    "the change is saved, but Postfix's copy or modes are not: {e}"
+                ));
+                exit::FAIL
+            }
+        }
+    }
+
+    fn publish(&self) -> i32 {
+        let Some(d) = &self.deploy else {
+            self.say("--publish: Postfix integration is off (no postconf, or --no-postfix / postfix_integration: no)");
+            return exit::FAIL;
+        };
+        let store = match Store::open_read(&self.path, &self.open) {
+            Ok(s) => s,
+            Err(e) => {
+                self.say(&e.to_string());
+                return exit::FAIL;
+            }
+        };
+        match d.after_write(&store) {
+            Ok(r) => {
+                match &r.published {
+                    Some((copy, p)) => println_safe(&format!(
+                        "{}: published {} to {}: {} added, {} changed, {} removed",
+                        self.prog,
+                        self.path.display(),
+                        copy.display(),
+                        p.added,
+                        p.changed,
+                        p.removed
+                    )),
+                    None => println_safe(&format!(
+                        "{}: no chroot copy needed (Postfix's smtpd does not run chrooted)",
+                        self.prog
+                    )),
+                }
+                for p in &r.perms {
+                    println_safe(&format!("{}: fixed {p}", self.prog));
+                }
+                exit::OK
+            }
+            Err(e) => {
+                self.say(&e.to_string());
+                exit::FAIL
+            }
+        }
+    }
+
+    fn doctor(&self) -> i32 {
+        crate::postfix::doctor::cli(
+            &self.prog,
+            &self.path,
+            &self.config,
+            self.deploy.as_ref(),
+            self.o.fix,
+            self.o.json,
+        )
     }
 
     /// The password, from `--password-fd`, a pipe, or the terminal.
@@ -437,7 +596,7 @@ impl Tool {
             Err(e) => return self.generic_failure(&e),
         };
         match admin::apply(&store, &self.policy, &prepared, &mut |_| {}) {
-            Ok(_) => exit::OK,
+            Ok(_) => self.after_write(&store),
             Err(e) => self.admin_failure(&e),
         }
     }
@@ -532,7 +691,7 @@ impl Tool {
             }
         };
         let domain = self.o.domain.as_ref().map(|d| d.as_bytes());
-        let ops = match super::batch::parse(&input, domain, &mut realm::default_realm) {
+        let ops = match super::batch::parse(&input, domain, &mut || self.default_realm()) {
             Ok(ops) => ops,
             Err(errors) => {
                 const SHOWN: usize = 20;
@@ -568,10 +727,16 @@ impl Tool {
                 Err(e) => return self.generic_failure(&e),
             };
             let mut bar = Progress::new(&self.prog, "writing", total, tty);
-            match admin::apply(&store, &self.policy, &prepared, &mut |n| bar.update(n)) {
+            let s = match admin::apply(&store, &self.policy, &prepared, &mut |n| bar.update(n)) {
                 Ok(s) => s,
                 Err(e) => return self.admin_failure(&e),
+            };
+            bar.finish();
+            let code = self.after_write(&store);
+            if code != exit::OK {
+                return code;
             }
+            s
         };
         let head = if self.o.dry_run {
             "batch (dry run, nothing written)"
@@ -588,6 +753,54 @@ impl Tool {
             summary.absent
         ));
         exit::OK
+    }
+}
+
+/// Decide Postfix integration: `--postfix`/`--no-postfix`, else the
+/// `postfix_integration` setting (yes, no, auto), else auto: on for
+/// Postfix's own store path when `postconf` answers.
+#[allow(clippy::type_complexity)]
+fn postfix_integration(
+    prog: &str,
+    o: &Options,
+    config: &SaslConfig,
+    path: &std::path::Path,
+) -> Result<(Option<Deployment>, Option<(String, &'static str)>), i32> {
+    let setting = config
+        .get("postfix_integration")
+        .map(str::to_ascii_lowercase);
+    let forced = match (o.postfix, setting.as_deref()) {
+        (Some(v), _) => Some(v),
+        (None, Some("auto")) | (None, None) => None,
+        (None, Some(v)) => Some(saslconf::is_true(v)),
+    };
+    let wanted = forced.unwrap_or_else(|| postfix::auto_applies(path)) || o.publish || o.doctor;
+    if !wanted {
+        return Ok((None, None));
+    }
+    let group = o
+        .postfix_group
+        .clone()
+        .or_else(|| config.get("postfix_group").map(str::to_string));
+    let built = Postfix::detect(None).and_then(|pf| {
+        let realm = pf.sasl_realm()?;
+        Ok((pf, realm))
+    });
+    match built {
+        Ok((pf, realm)) => match Deployment::new(pf, path, group.as_deref()) {
+            Ok(d) => Ok((Some(d), Some(realm))),
+            Err(e) => {
+                stderr(&format!("{prog}: Postfix integration: {e}\n"));
+                Err(exit::FAIL)
+            }
+        },
+        // Auto-detection quietly gives up, and the doctor reports the cause
+        // itself; an explicit request fails.
+        Err(_) if o.doctor || (forced.is_none() && !o.publish) => Ok((None, None)),
+        Err(e) => {
+            stderr(&format!("{prog}: Postfix integration: {e}\n"));
+            Err(exit::FAIL)
+        }
     }
 }
 

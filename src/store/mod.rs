@@ -605,6 +605,27 @@ impl<'s> ReadView<'s> {
         };
         scan_in(txn.as_ref(), *db, path, b"", f)
     }
+
+    /// Every stored (key, value) exactly as stored, malformed keys included:
+    /// what a byte-exact copy of the store needs.
+    pub fn raw_entries(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let Some((txn, db, path)) = &self.txn else {
+            return Ok(Vec::new());
+        };
+        raw_in(txn.as_ref(), *db, path)
+    }
+}
+
+fn raw_in(txn: &impl Transaction, db: Database, path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut cursor = txn
+        .open_ro_cursor(db)
+        .map_err(|e| StoreError::lmdb(path, e))?;
+    let mut out = Vec::new();
+    for item in cursor.iter_start() {
+        let (k, v) = item.map_err(|e| StoreError::lmdb(path, e))?;
+        out.push((k.to_vec(), v.to_vec()));
+    }
+    Ok(out)
 }
 
 /// Reads and writes inside the one write transaction of [`Store::write`].
@@ -650,5 +671,26 @@ impl WriteView<'_> {
 
     pub fn scan(&self, f: impl FnMut(Scanned<'_>) -> bool) -> Result<()> {
         scan_in(&self.txn, self.db, self.path, b"", f)
+    }
+
+    /// See [`ReadView::raw_entries`].
+    pub fn raw_entries(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        raw_in(&self.txn, self.db, self.path)
+    }
+
+    /// Store a raw key as given (copying another store byte for byte).
+    pub fn put_raw(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.txn
+            .put(self.db, &key, &value, WriteFlags::empty())
+            .map_err(|e| StoreError::lmdb(self.path, e))
+    }
+
+    /// Delete a raw key; false when it was not there.
+    pub fn delete_raw(&mut self, key: &[u8]) -> Result<bool> {
+        match self.txn.del(self.db, &key, None) {
+            Ok(()) => Ok(true),
+            Err(lmdb::Error::NotFound) => Ok(false),
+            Err(e) => Err(StoreError::lmdb(self.path, e)),
+        }
     }
 }
