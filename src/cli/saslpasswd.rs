@@ -388,10 +388,7 @@ impl Tool {
                 .scram_iteration_counter()
                 .unwrap_or(DEFAULT_ITERATIONS),
         };
-        let (deploy, postfix_realm) = match postfix_integration(&prog, &o, &config, &path) {
-            Ok(d) => d,
-            Err(code) => return Err(code),
-        };
+        let (deploy, postfix_realm) = postfix_integration(&prog, &o, &config, &path)?;
         Ok(Tool {
             prog,
             o,
@@ -458,16 +455,16 @@ impl Tool {
         };
         match d.after_write(store) {
             Ok(r) => {
-                if isatty(2) {
-                    if let Some((copy, p)) = &r.published {
-                        self.say(&format!(
-                            "published to {}: {} added, {} changed, {} removed",
-                            copy.display(),
-                            p.added,
-                            p.changed,
-                            p.removed
-                        ));
-                    }
+                if isatty(2)
+                    && let Some((copy, p)) = &r.published
+                {
+                    self.say(&format!(
+                        "published to {}: {} added, {} changed, {} removed",
+                        copy.display(),
+                        p.added,
+                        p.changed,
+                        p.removed
+                    ));
                 }
                 exit::OK
             }
