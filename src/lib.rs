@@ -9,7 +9,9 @@
 //!   themselves (`saslpasswd`, `sasldblistusers`); `src/bin` only calls it.
 
 pub mod admin;
+pub mod authd;
 pub mod cli;
+pub mod maincf;
 pub mod mech;
 pub mod postfix;
 pub mod saslconf;

@@ -13,6 +13,7 @@ pub mod password;
 pub mod progress;
 pub mod realm;
 pub mod saslpasswd;
+pub mod smtpd_auth;
 
 use std::ffi::OsStr;
 use std::io::{self, Write};

@@ -424,7 +424,7 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// A secret that matches nothing, used so an unknown user costs the same
 /// work as a wrong password.
-pub(crate) fn dummy_secrets() -> Secrets {
+pub fn dummy_secrets() -> Secrets {
     Secrets {
         user_password: Some(b"\x00unknown-user\x00".to_vec()),
         ..Secrets::default()

@@ -1,0 +1,542 @@
+//! The Dovecot authentication protocol (v1.x) as Postfix's client speaks it
+//! (`smtpd_sasl_type = dovecot`), server side, sans I/O: lines in, lines
+//! out. Quirks of Postfix's client that this follows (spec §7): MECH lines
+//! before SPID, `user=` in every OK, request ids that do not restart at 1
+//! and are echoed verbatim, requests abandoned without CANCEL, `resp=` last
+//! and possibly `=` for an empty initial response.
+
+use std::collections::HashMap;
+
+use crate::mech::{self, AuthError, Credentials, Exchange, Reply, ServerConfig};
+
+/// Longest line accepted: Postfix's 12288-byte response limit plus the
+/// request's other fields.
+pub const MAX_LINE: usize = 16 * 1024;
+
+/// Requests one connection may leave pending (Postfix abandons a request
+/// on `*` without CANCEL; the oldest such are dropped).
+pub const MAX_PENDING: usize = 32;
+
+/// Settings of the protocol server.
+#[derive(Clone, Debug)]
+pub struct DovecotConfig {
+    /// Mechanisms to offer, strongest first (see `saslconf::security`).
+    pub mechanisms: Vec<&'static str>,
+    /// Refuse plaintext mechanisms unless Postfix says the SMTP session is
+    /// `secured` (TLS), as `smtpd_tls_auth_only` would.
+    pub plaintext_needs_tls: bool,
+    pub pid: u32,
+    pub connection_id: u64,
+}
+
+/// What happened to one request, for logging and rate limiting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub mechanism: &'static str,
+    /// The client's address as Postfix passed it (`rip=`), if any.
+    pub client: Option<String>,
+    /// `user@realm` once known.
+    pub user: Option<String>,
+    pub result: Result<(), AuthError>,
+}
+
+/// Decides whether a client may try again (failure rate limits).
+pub trait Limiter {
+    /// May a request from this client go ahead?
+    fn allow(&mut self, client: Option<&str>) -> bool;
+    fn failed(&mut self, client: Option<&str>);
+}
+
+/// No limits.
+pub struct NoLimit;
+impl Limiter for NoLimit {
+    fn allow(&mut self, _client: Option<&str>) -> bool {
+        true
+    }
+    fn failed(&mut self, _client: Option<&str>) {}
+}
+
+struct Pending {
+    exchange: Exchange,
+    client: Option<String>,
+    /// The final server data (SCRAM `v=`) was sent; the next CONT ends it.
+    final_sent: Option<mech::Authenticated>,
+    order: u64,
+}
+
+/// One connection's protocol state.
+pub struct Session {
+    config: DovecotConfig,
+    server: ServerConfig,
+    pending: HashMap<String, Pending>,
+    counter: u64,
+    /// The peer sent a VERSION we cannot speak.
+    pub closed: bool,
+}
+
+/// Output of feeding one line.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub lines: Vec<String>,
+    pub attempts: Vec<Attempt>,
+    /// Close the connection after writing `lines`.
+    pub close: bool,
+}
+
+/// MECH flags in Dovecot's sense (what a mechanism is vulnerable to),
+/// from Cyrus's security flags (what it resists): Postfix filters them
+/// with `smtpd_sasl_security_options` the way Cyrus would.
+pub fn mech_flags(name: &str) -> Vec<&'static str> {
+    let Some(f) = mech::security_flags(name) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if !f.no_anonymous {
+        out.push("anonymous");
+    }
+    if !f.no_plaintext {
+        out.push("plaintext");
+    }
+    if !f.no_dictionary {
+        out.push("dictionary");
+    }
+    if !f.no_active {
+        out.push("active");
+    }
+    if f.forward_secrecy {
+        out.push("forward-secrecy");
+    }
+    if f.mutual_auth {
+        out.push("mutual-auth");
+    }
+    out
+}
+
+fn safe_field(s: &str) -> bool {
+    !s.contains(['\t', '\n', '\r'])
+}
+
+impl Session {
+    pub fn new(config: DovecotConfig, server: ServerConfig) -> Session {
+        Session {
+            config,
+            server,
+            pending: HashMap::new(),
+            counter: 0,
+            closed: false,
+        }
+    }
+
+    /// What the server says first, without waiting for the client (as real
+    /// Dovecot does): VERSION, MECH lines, then SPID, CUID, COOKIE, DONE.
+    pub fn handshake(&self) -> Vec<String> {
+        let mut out = vec!["VERSION\t1\t2".to_string()];
+        for m in &self.config.mechanisms {
+            let mut line = format!("MECH\t{m}");
+            for f in mech_flags(m) {
+                line.push('\t');
+                line.push_str(f);
+            }
+            out.push(line);
+        }
+        out.push(format!("SPID\t{}", self.config.pid));
+        out.push(format!("CUID\t{}", self.config.connection_id));
+        let cookie: String = crate::secret::random_bytes::<16>()
+            .map(|b| b.iter().map(|x| format!("{x:02x}")).collect())
+            .unwrap_or_else(|_| "0".repeat(32));
+        out.push(format!("COOKIE\t{cookie}"));
+        out.push("DONE".to_string());
+        out
+    }
+
+    /// Feed one line (without its LF).
+    pub fn feed(
+        &mut self,
+        line: &[u8],
+        creds: &dyn Credentials,
+        limiter: &mut dyn Limiter,
+    ) -> Output {
+        let mut out = Output::default();
+        if line.len() > MAX_LINE {
+            out.close = true;
+            return out;
+        }
+        let text = String::from_utf8_lossy(line);
+        let text = text.strip_suffix('\r').unwrap_or(&text);
+        let fields: Vec<&str> = text.split('\t').collect();
+        match fields[0] {
+            "VERSION" if fields.get(1) != Some(&"1") => {
+                self.closed = true;
+                out.close = true;
+            }
+            "CPID" => {}
+            "AUTH" => self.auth(&fields, creds, limiter, &mut out),
+            "CONT" => self.cont(&fields, creds, limiter, &mut out),
+            "CANCEL" => {
+                if let Some(id) = fields.get(1) {
+                    self.pending.remove(*id);
+                }
+            }
+            // Unknown commands are ignored, as the protocol asks.
+            _ => {}
+        }
+        out
+    }
+
+    fn fail(out: &mut Output, id: &str, reason: &str) {
+        out.lines.push(format!("FAIL\t{id}\treason={reason}"));
+    }
+
+    fn auth(
+        &mut self,
+        f: &[&str],
+        creds: &dyn Credentials,
+        limiter: &mut dyn Limiter,
+        out: &mut Output,
+    ) {
+        let (Some(id), Some(mech_name)) = (f.get(1), f.get(2)) else {
+            return; // malformed AUTH: no id to answer
+        };
+        let id = id.to_string();
+        if !safe_field(&id) || id.is_empty() {
+            return;
+        }
+        let mut client = None;
+        let mut secured = false;
+        let mut resp: Option<&str> = None;
+        for p in &f[3..] {
+            match p.split_once('=') {
+                Some(("rip", v)) if !v.is_empty() => client = Some(v.to_string()),
+                Some(("resp", v)) => resp = Some(v),
+                None if *p == "secured" => secured = true,
+                _ => {}
+            }
+        }
+        let Some(name) = self
+            .config
+            .mechanisms
+            .iter()
+            .find(|m| m.eq_ignore_ascii_case(mech_name))
+            .copied()
+        else {
+            Self::fail(out, &id, "Unsupported authentication mechanism");
+            return;
+        };
+        let attempt = |user: Option<String>, result| Attempt {
+            mechanism: name,
+            client: client.clone(),
+            user,
+            result,
+        };
+        if !limiter.allow(client.as_deref()) {
+            Self::fail(
+                out,
+                &id,
+                "Too many authentication failures; try again later",
+            );
+            out.attempts.push(attempt(
+                None,
+                Err(AuthError::Temporary("rate limited".into())),
+            ));
+            return;
+        }
+        let plaintext = mech::security_flags(name).is_some_and(|s| !s.no_plaintext);
+        if plaintext && self.config.plaintext_needs_tls && !secured {
+            Self::fail(
+                out,
+                &id,
+                "Plaintext authentication disallowed on non-secure connections",
+            );
+            out.attempts.push(attempt(
+                None,
+                Err(AuthError::Protocol("plaintext without TLS")),
+            ));
+            return;
+        }
+        let Some(mechanism) = mech::new_mechanism(name, &self.server) else {
+            Self::fail(out, &id, "Unsupported authentication mechanism");
+            return;
+        };
+        let mut exchange = Exchange::new(mechanism);
+        // `resp=` with no value means no initial response (Dovecot's rule).
+        let initial = resp.filter(|r| !r.is_empty()).map(str::as_bytes);
+        let reply = exchange.start(initial, creds);
+        self.counter += 1;
+        if self.pending.len() >= MAX_PENDING
+            && let Some(oldest) = self
+                .pending
+                .iter()
+                .min_by_key(|(_, p)| p.order)
+                .map(|(k, _)| k.clone())
+        {
+            self.pending.remove(&oldest);
+        }
+        let pending = Pending {
+            exchange,
+            client: client.clone(),
+            final_sent: None,
+            order: self.counter,
+        };
+        self.answer(id, pending, reply, limiter, out);
+    }
+
+    fn cont(
+        &mut self,
+        f: &[&str],
+        creds: &dyn Credentials,
+        limiter: &mut dyn Limiter,
+        out: &mut Output,
+    ) {
+        let Some(id) = f.get(1) else { return };
+        let data = f.get(2).copied().unwrap_or("");
+        let Some(mut p) = self.pending.remove(*id) else {
+            Self::fail(out, id, "Authentication request timed out");
+            return;
+        };
+        if let Some(auth) = p.final_sent.take() {
+            // The client acknowledged SCRAM's server-final message.
+            let attempt = Attempt {
+                mechanism: p.exchange.mechanism(),
+                client: p.client.clone(),
+                user: Some(auth.account.to_string()),
+                result: Ok(()),
+            };
+            self.success(id, &auth, out);
+            out.attempts.push(attempt);
+            return;
+        }
+        let reply = p.exchange.feed(data.as_bytes(), creds);
+        self.answer(id.to_string(), p, reply, limiter, out);
+    }
+
+    fn success(&self, id: &str, auth: &mech::Authenticated, out: &mut Output) {
+        let user = auth.account.to_string();
+        if !safe_field(&user) {
+            Self::fail(out, id, "User name not representable");
+            return;
+        }
+        out.lines.push(format!("OK\t{id}\tuser={user}"));
+    }
+
+    fn answer(
+        &mut self,
+        id: String,
+        mut p: Pending,
+        reply: Reply,
+        limiter: &mut dyn Limiter,
+        out: &mut Output,
+    ) {
+        match reply {
+            Reply::Challenge(c) => {
+                out.lines.push(format!("CONT\t{id}\t{c}"));
+                self.pending.insert(id, p);
+            }
+            Reply::Success(auth, Some(final_data)) => {
+                // Server-final data goes out as a last challenge; OK follows
+                // the client's empty answer (RFC 4954's order).
+                out.lines.push(format!("CONT\t{id}\t{final_data}"));
+                p.final_sent = Some(auth);
+                self.pending.insert(id, p);
+            }
+            Reply::Success(auth, None) => {
+                out.attempts.push(Attempt {
+                    mechanism: p.exchange.mechanism(),
+                    client: p.client.clone(),
+                    user: Some(auth.account.to_string()),
+                    result: Ok(()),
+                });
+                self.success(&id, &auth, out);
+            }
+            Reply::Failure(e) => {
+                limiter.failed(p.client.as_deref());
+                let reason = match &e {
+                    AuthError::Cancelled => "Authentication aborted by client",
+                    AuthError::BadBase64 => "Invalid base64 data in continued response",
+                    AuthError::TooLong => "Response too long",
+                    AuthError::Temporary(_) => "Temporary authentication failure",
+                    _ => "authentication failed",
+                };
+                let mut line = format!("FAIL\t{id}\treason={reason}");
+                if matches!(e, AuthError::Temporary(_)) {
+                    line.push_str("\ttemp");
+                }
+                out.lines.push(line);
+                out.attempts.push(Attempt {
+                    mechanism: p.exchange.mechanism(),
+                    client: p.client.clone(),
+                    user: None,
+                    result: Err(e),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mech::Secrets;
+    use crate::store::{Account, StoreError};
+
+    struct One;
+    impl Credentials for One {
+        fn secrets(&self, a: &Account) -> Result<Option<Secrets>, StoreError> {
+            Ok(
+                (a.authid == b"tim" && a.realm == b"example.org").then(|| Secrets {
+                    user_password: Some(b"tanstaaftanstaaf".to_vec()),
+                    ..Secrets::default()
+                }),
+            )
+        }
+    }
+
+    fn session(plaintext_needs_tls: bool) -> Session {
+        let mut server = ServerConfig::new("smtp", "mx.example.org", b"example.org").unwrap();
+        server.scram_iterations = 64;
+        Session::new(
+            DovecotConfig {
+                mechanisms: vec!["SCRAM-SHA-256", "CRAM-MD5", "PLAIN", "LOGIN"],
+                plaintext_needs_tls,
+                pid: 42,
+                connection_id: 7,
+            },
+            server,
+        )
+    }
+
+    fn feed(s: &mut Session, line: &str) -> Output {
+        s.feed(line.as_bytes(), &One, &mut NoLimit)
+    }
+
+    #[test]
+    fn handshake_puts_mech_before_spid_and_ends_with_done() {
+        let h = session(false).handshake();
+        assert_eq!(h[0], "VERSION\t1\t2");
+        assert_eq!(h[1], "MECH\tSCRAM-SHA-256\tdictionary\tmutual-auth");
+        assert_eq!(h[2], "MECH\tCRAM-MD5\tdictionary\tactive");
+        assert_eq!(h[3], "MECH\tPLAIN\tplaintext\tdictionary\tactive");
+        assert!(h[5].starts_with("SPID\t42") && h[6] == "CUID\t7");
+        assert!(h[7].starts_with("COOKIE\t") && h[7].len() == 7 + 32);
+        assert_eq!(h.last().map(String::as_str), Some("DONE"));
+    }
+
+    #[test]
+    fn plain_with_initial_response_and_odd_ids() {
+        let mut s = session(false);
+        assert!(feed(&mut s, "VERSION\t1\t0").lines.is_empty());
+        assert!(feed(&mut s, "CPID\t1234").lines.is_empty());
+        let o = feed(
+            &mut s,
+            "AUTH\t0x1F\tplain\tservice=smtp\tnologin\tlip=127.0.0.1\trip=192.0.2.7\tresp=AHRpbQB0YW5zdGFhZnRhbnN0YWFm",
+        );
+        assert_eq!(o.lines, vec!["OK\t0x1F\tuser=tim@example.org"]);
+        assert_eq!(o.attempts[0].client.as_deref(), Some("192.0.2.7"));
+        assert_eq!(o.attempts[0].result, Ok(()));
+        let o = feed(
+            &mut s,
+            "AUTH\t99\tPLAIN\tservice=smtp\tresp=AHRpbQB3cm9uZw==",
+        );
+        assert_eq!(o.lines, vec!["FAIL\t99\treason=authentication failed"]);
+    }
+
+    #[test]
+    fn multi_step_login_and_empty_initial_response() {
+        let mut s = session(false);
+        let o = feed(&mut s, "AUTH\t5\tLOGIN\tservice=smtp");
+        assert_eq!(o.lines, vec!["CONT\t5\tVXNlcm5hbWU6"]);
+        assert_eq!(
+            feed(&mut s, "CONT\t5\tdGlt").lines,
+            vec!["CONT\t5\tUGFzc3dvcmQ6"]
+        );
+        let o = feed(&mut s, "CONT\t5\tdGFuc3RhYWZ0YW5zdGFhZg==");
+        assert_eq!(o.lines, vec!["OK\t5\tuser=tim@example.org"]);
+        // `resp=` without a value: no initial response, empty challenge.
+        assert_eq!(
+            feed(&mut s, "AUTH\t6\tPLAIN\tresp=").lines,
+            vec!["CONT\t6\t"]
+        );
+        // `resp==` is an explicitly empty one: PLAIN fails on it.
+        assert_eq!(
+            feed(&mut s, "AUTH\t7\tPLAIN\tresp==").lines,
+            vec!["FAIL\t7\treason=authentication failed"]
+        );
+    }
+
+    #[test]
+    fn abandoned_cancelled_unknown_and_oversized() {
+        let mut s = session(false);
+        feed(&mut s, "AUTH\t1\tLOGIN\tservice=smtp");
+        // Postfix abandons 1 without CANCEL and goes on with 2.
+        let o = feed(&mut s, "AUTH\t2\tPLAIN\tresp=AHRpbQB0YW5zdGFhZnRhbnN0YWFm");
+        assert_eq!(o.lines, vec!["OK\t2\tuser=tim@example.org"]);
+        feed(&mut s, "CANCEL\t1");
+        assert_eq!(
+            feed(&mut s, "CONT\t1\tdGlt").lines,
+            vec!["FAIL\t1\treason=Authentication request timed out"]
+        );
+        assert!(feed(&mut s, "BOGUS\tx").lines.is_empty());
+        assert_eq!(
+            feed(&mut s, "AUTH\t3\tNTLM\tresp=AA==").lines,
+            vec!["FAIL\t3\treason=Unsupported authentication mechanism"]
+        );
+        assert!(feed(&mut s, &"A".repeat(MAX_LINE + 1)).close);
+        assert!(feed(&mut s, "VERSION\t2\t0").close);
+        for i in 0..(MAX_PENDING + 10) {
+            feed(&mut s, &format!("AUTH\tp{i}\tLOGIN"));
+        }
+        assert!(s.pending.len() <= MAX_PENDING);
+    }
+
+    #[test]
+    fn plaintext_refused_without_tls_when_configured() {
+        let mut s = session(true);
+        assert_eq!(
+            feed(&mut s, "AUTH\t1\tPLAIN\tresp=AHRpbQB0YW5zdGFhZnRhbnN0YWFm").lines,
+            vec!["FAIL\t1\treason=Plaintext authentication disallowed on non-secure connections"]
+        );
+        assert_eq!(
+            feed(
+                &mut s,
+                "AUTH\t2\tPLAIN\tsecured\tresp=AHRpbQB0YW5zdGFhZnRhbnN0YWFm"
+            )
+            .lines,
+            vec!["OK\t2\tuser=tim@example.org"]
+        );
+    }
+
+    #[test]
+    fn limiter_refuses_and_counts_failures() {
+        struct Count(usize);
+        impl Limiter for Count {
+            fn allow(&mut self, _c: Option<&str>) -> bool {
+                self.0 < 2
+            }
+            fn failed(&mut self, _c: Option<&str>) {
+                self.0 += 1;
+            }
+        }
+        let mut s = session(false);
+        let mut l = Count(0);
+        for id in 1..=2 {
+            let o = s.feed(
+                format!("AUTH\t{id}\tPLAIN\trip=192.0.2.1\tresp=AHRpbQB4").as_bytes(),
+                &One,
+                &mut l,
+            );
+            assert_eq!(
+                o.lines,
+                vec![format!("FAIL\t{id}\treason=authentication failed")]
+            );
+        }
+        let o = s.feed(
+            b"AUTH\t3\tPLAIN\trip=192.0.2.1\tresp=AHRpbQB0YW5zdGFhZnRhbnN0YWFm",
+            &One,
+            &mut l,
+        );
+        assert!(
+            o.lines[0].contains("Too many authentication failures"),
+            "{:?}",
+            o.lines
+        );
+    }
+}
