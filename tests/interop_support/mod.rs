@@ -319,36 +319,5 @@ pub fn dir_listing(dir: &Path) -> Vec<String> {
 /// for every byte: LMDB 0.9.24's `mdb_dump -p` prints a backslash unescaped,
 /// so `a\b` and the byte 0x0b cannot be told apart there.
 pub fn dump_hex(db: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let out = Command::new("mdb_dump")
-        .arg("-n")
-        .arg(db)
-        .output()
-        .expect("mdb_dump (Debian package lmdb-utils)");
-    assert!(
-        out.status.success(),
-        "mdb_dump {} failed: {}",
-        db.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).expect("hex dump is ASCII");
-    let mut lines = text.lines();
-    for l in lines.by_ref() {
-        if l == "HEADER=END" {
-            break;
-        }
-    }
-    let mut items = Vec::new();
-    let mut pending: Option<Vec<u8>> = None;
-    for l in lines {
-        if l == "DATA=END" {
-            break;
-        }
-        let v = unhex(l.strip_prefix(' ').expect("data line starts with a space"));
-        match pending.take() {
-            None => pending = Some(v),
-            Some(k) => items.push((k, v)),
-        }
-    }
-    assert!(pending.is_none(), "odd number of data lines");
-    items
+    super::common::mdb_dump(db)
 }
