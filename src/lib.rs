@@ -16,4 +16,5 @@ pub mod mech;
 pub mod postfix;
 pub mod saslconf;
 pub mod secret;
+pub mod smtp;
 pub mod store;
