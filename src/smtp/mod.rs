@@ -3,3 +3,4 @@
 //! network listener are still to come).
 
 pub mod command;
+pub mod session;

@@ -1,0 +1,373 @@
+//! The SMTP session as a sans-I/O state machine: the I/O layer feeds it
+//! lines (and DATA content) and performs the actions it returns — write a
+//! reply, start TLS, hand over a message, close. Relay policy and SASL are
+//! decided here, so scripted dialogs test them with bytes alone.
+
+use std::net::IpAddr;
+
+use super::command::{self, Address, Command};
+use crate::authd::limit::Cidr;
+use crate::mech::{self, Authenticated, Credentials, Exchange, Reply as MechReply, ServerConfig};
+
+/// Policy and limits of a listener.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub hostname: String,
+    /// Domains we accept mail for from anyone (`mydestination`, `relay_domains`).
+    pub local_domains: Vec<String>,
+    /// Trusted clients that may relay without AUTH (`mynetworks`).
+    pub mynetworks: Vec<Cidr>,
+    /// Offer and accept AUTH (`smtpd_sasl_auth_enable`).
+    pub auth_enabled: bool,
+    /// Only after TLS (`smtpd_tls_auth_only`).
+    pub auth_needs_tls: bool,
+    /// TLS is configured, so STARTTLS is offered.
+    pub tls_available: bool,
+    /// Mechanisms without and with TLS (SCRAM -PLUS only with TLS).
+    pub mechanisms_plain: Vec<&'static str>,
+    pub mechanisms_tls: Vec<&'static str>,
+    /// `broken_sasl_auth_clients`: also advertise `AUTH=...`.
+    pub broken_auth_clients: bool,
+    pub message_size_limit: u64,
+    pub hard_error_limit: u32,
+}
+
+/// What the I/O layer must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send these reply lines (already formatted, without CRLF).
+    Reply(Vec<String>),
+    /// Reply, then start the TLS handshake; discard anything the client
+    /// sent after the command (the CVE-2011-0411 class).
+    StartTls(Vec<String>),
+    /// Read message content until `.` and call [`Session::data_done`].
+    ReadData(Vec<String>),
+    /// Reply, then close.
+    Close(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Stage {
+    Greeted,
+    Helo,
+    Mail,
+    Rcpt,
+}
+
+/// One accepted message, for delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub from: Option<Address>,
+    pub to: Vec<Address>,
+    pub authenticated: Option<Authenticated>,
+    pub helo: String,
+}
+
+pub struct Session {
+    policy: Policy,
+    server: ServerConfig,
+    client: IpAddr,
+    stage: Stage,
+    esmtp: bool,
+    helo: String,
+    tls: bool,
+    auth: Option<Authenticated>,
+    exchange: Option<Exchange>,
+    /// Server-final data sent (SCRAM `v=`); the client's empty line ends AUTH.
+    final_ack: Option<Authenticated>,
+    from: Option<Option<Address>>,
+    to: Vec<Address>,
+    errors: u32,
+}
+
+fn one(code: u16, text: &str) -> Vec<String> {
+    vec![format!("{code} {text}")]
+}
+
+impl Session {
+    pub fn new(policy: Policy, server: ServerConfig, client: IpAddr, tls: bool) -> Session {
+        Session {
+            policy,
+            server,
+            client,
+            stage: Stage::Greeted,
+            esmtp: false,
+            helo: String::new(),
+            tls,
+            auth: None,
+            exchange: None,
+            final_ack: None,
+            from: None,
+            to: Vec::new(),
+            errors: 0,
+        }
+    }
+
+    pub fn greeting(&self) -> Vec<String> {
+        one(220, &format!("{} ESMTP", self.policy.hostname))
+    }
+
+    fn mechanisms(&self) -> &[&'static str] {
+        if self.tls {
+            &self.policy.mechanisms_tls
+        } else {
+            &self.policy.mechanisms_plain
+        }
+    }
+
+    fn auth_offered(&self) -> bool {
+        self.policy.auth_enabled
+            && (self.tls || !self.policy.auth_needs_tls)
+            && !self.mechanisms().is_empty()
+    }
+
+    fn error(&mut self, lines: Vec<String>) -> Action {
+        self.errors += 1;
+        if self.errors >= self.policy.hard_error_limit {
+            return Action::Close(one(
+                421,
+                &format!("4.7.0 {} Error: too many errors", self.policy.hostname),
+            ));
+        }
+        Action::Reply(lines)
+    }
+
+    fn reset(&mut self) {
+        self.from = None;
+        self.to.clear();
+        if self.stage != Stage::Greeted {
+            self.stage = Stage::Helo;
+        }
+    }
+
+    fn ehlo_lines(&self, name: &str) -> Vec<String> {
+        let mut lines = vec![
+            format!("{} Hello {name}", self.policy.hostname),
+            "PIPELINING".to_string(),
+            format!("SIZE {}", self.policy.message_size_limit),
+        ];
+        if self.policy.tls_available && !self.tls {
+            lines.push("STARTTLS".into());
+        }
+        if self.auth_offered() {
+            let m = self.mechanisms().join(" ");
+            lines.push(format!("AUTH {m}"));
+            if self.policy.broken_auth_clients {
+                lines.push(format!("AUTH={m}"));
+            }
+        }
+        lines.extend(["ENHANCEDSTATUSCODES".to_string(), "8BITMIME".to_string()]);
+        let n = lines.len();
+        lines
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| format!("250{}{l}", if i + 1 == n { ' ' } else { '-' }))
+            .collect()
+    }
+
+    /// Is this recipient ours, or may this client relay to it?
+    fn may_send_to(&self, rcpt: &Address) -> bool {
+        if self
+            .policy
+            .local_domains
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(&rcpt.domain))
+        {
+            return true;
+        }
+        self.auth.is_some()
+            || self
+                .policy
+                .mynetworks
+                .iter()
+                .any(|c| c.contains(self.client))
+    }
+
+    /// Feed one command line (without CRLF), or a line of an AUTH exchange.
+    pub fn line(&mut self, line: &[u8], creds: &dyn Credentials) -> Action {
+        if let Some(a) = self.final_ack.take() {
+            return match line {
+                b"" => {
+                    self.auth = Some(a);
+                    Action::Reply(one(235, "2.7.0 Authentication successful"))
+                }
+                b"*" => self.error(one(501, "5.7.0 Authentication aborted")),
+                _ => self.error(one(
+                    535,
+                    "5.7.8 Error: authentication failed: authentication failure",
+                )),
+            };
+        }
+        if let Some(mut ex) = self.exchange.take() {
+            let reply = ex.feed(line, creds);
+            return self.auth_reply(reply, ex);
+        }
+        let cmd = match command::parse(line) {
+            Ok(c) => c,
+            Err(e) => return self.error(one(e.code, &format!("{} {}", e.enhanced, e.text))),
+        };
+        match cmd {
+            Command::Helo(name) | Command::Ehlo(name)
+                if matches!(self.stage, Stage::Mail | Stage::Rcpt) =>
+            {
+                let _ = name;
+                self.reset();
+                Action::Reply(one(250, &self.policy.hostname))
+            }
+            Command::Helo(name) => {
+                self.stage = Stage::Helo;
+                self.esmtp = false;
+                self.helo = name;
+                Action::Reply(one(250, &self.policy.hostname))
+            }
+            Command::Ehlo(name) => {
+                self.stage = Stage::Helo;
+                self.esmtp = true;
+                let lines = self.ehlo_lines(&name);
+                self.helo = name;
+                Action::Reply(lines)
+            }
+            Command::StartTls if self.tls => {
+                self.error(one(554, "5.5.1 Error: TLS already active"))
+            }
+            Command::StartTls if !self.policy.tls_available => {
+                self.error(one(502, "5.5.1 Error: command not implemented"))
+            }
+            Command::StartTls if self.auth.is_some() => {
+                self.error(one(503, "5.5.1 Error: already authenticated"))
+            }
+            Command::StartTls => {
+                // RFC 3207: forget everything; a new EHLO is required.
+                self.tls = true;
+                self.stage = Stage::Greeted;
+                self.helo.clear();
+                self.reset();
+                Action::StartTls(one(220, "2.0.0 Ready to start TLS"))
+            }
+            Command::Auth { .. } if self.stage == Stage::Greeted => {
+                self.error(one(503, "5.5.1 Error: send HELO/EHLO first"))
+            }
+            Command::Auth { .. } if !self.policy.auth_enabled => {
+                self.error(one(503, "5.5.1 Error: authentication not enabled"))
+            }
+            Command::Auth { .. } if self.auth.is_some() => {
+                self.error(one(503, "5.5.1 Error: already authenticated"))
+            }
+            Command::Auth { .. } if matches!(self.stage, Stage::Mail | Stage::Rcpt) => {
+                self.error(one(503, "5.5.1 Error: MAIL transaction in progress"))
+            }
+            Command::Auth { .. } if !self.auth_offered() => self.error(one(
+                538,
+                "5.7.11 Encryption required for requested authentication mechanism",
+            )),
+            Command::Auth { mechanism, initial } => {
+                let Some(name) = self.mechanisms().iter().find(|m| **m == mechanism).copied()
+                else {
+                    return self.error(one(535, &format!("5.7.8 Error: authentication failed: Invalid authentication mechanism: '{mechanism}'")));
+                };
+                let Some(m) = mech::new_mechanism(name, &self.server) else {
+                    return self.error(one(535, "5.7.8 Error: authentication failed"));
+                };
+                let mut ex = Exchange::new(m);
+                let reply = ex.start(initial.as_deref().map(str::as_bytes), creds);
+                self.auth_reply(reply, ex)
+            }
+            Command::Mail { .. } if self.stage == Stage::Greeted => {
+                self.error(one(503, "5.5.1 Error: send HELO/EHLO first"))
+            }
+            Command::Mail { .. } if self.stage != Stage::Helo => {
+                self.error(one(503, "5.5.1 Error: nested MAIL command"))
+            }
+            Command::Mail { size: Some(n), .. } if n > self.policy.message_size_limit => {
+                self.error(one(552, "5.3.4 Message size exceeds fixed limit"))
+            }
+            Command::Mail { from, .. } => {
+                self.from = Some(from);
+                self.stage = Stage::Mail;
+                Action::Reply(one(250, "2.1.0 Ok"))
+            }
+            Command::Rcpt(_) if !matches!(self.stage, Stage::Mail | Stage::Rcpt) => {
+                self.error(one(503, "5.5.1 Error: need MAIL command"))
+            }
+            Command::Rcpt(to) => {
+                if !self.may_send_to(&to) {
+                    return self.error(one(554, &format!("5.7.1 <{to}>: Relay access denied")));
+                }
+                self.to.push(to);
+                self.stage = Stage::Rcpt;
+                Action::Reply(one(250, "2.1.5 Ok"))
+            }
+            Command::Data if self.stage != Stage::Rcpt => {
+                self.error(one(503, "5.5.1 Error: need RCPT command"))
+            }
+            Command::Data => Action::ReadData(one(354, "End data with <CR><LF>.<CR><LF>")),
+            Command::Rset => {
+                self.reset();
+                Action::Reply(one(250, "2.0.0 Ok"))
+            }
+            Command::Noop => Action::Reply(one(250, "2.0.0 Ok")),
+            Command::Vrfy(_) => Action::Reply(one(
+                252,
+                "2.0.0 Cannot VRFY user; try RCPT to attempt delivery",
+            )),
+            Command::Help => Action::Reply(one(214, "2.0.0 Ok")),
+            Command::Quit => Action::Close(one(221, "2.0.0 Bye")),
+        }
+    }
+
+    fn auth_reply(&mut self, reply: MechReply, ex: Exchange) -> Action {
+        match reply {
+            MechReply::Challenge(c) => {
+                self.exchange = Some(ex);
+                Action::Reply(vec![format!("334 {c}")])
+            }
+            MechReply::Success(a, Some(final_data)) => {
+                // RFC 4954: additional data as a last 334; the client's
+                // empty line completes the exchange.
+                self.final_ack = Some(a);
+                Action::Reply(vec![format!("334 {final_data}")])
+            }
+            MechReply::Success(a, None) => {
+                self.auth = Some(a);
+                Action::Reply(one(235, "2.7.0 Authentication successful"))
+            }
+            MechReply::Failure(mech::AuthError::Cancelled) => {
+                self.error(one(501, "5.7.0 Authentication aborted"))
+            }
+            MechReply::Failure(mech::AuthError::BadBase64) => {
+                self.error(one(501, "5.5.2 Cannot decode response"))
+            }
+            MechReply::Failure(mech::AuthError::Temporary(_)) => {
+                self.error(one(454, "4.7.0 Temporary authentication failure"))
+            }
+            MechReply::Failure(_) => self.error(one(
+                535,
+                "5.7.8 Error: authentication failed: authentication failure",
+            )),
+        }
+    }
+
+    /// The message content has been read (dot-unstuffed, `size` bytes).
+    /// Returns the envelope to deliver, or the reply for an oversize one.
+    pub fn data_done(&mut self, size: u64) -> Result<Envelope, Action> {
+        if size > self.policy.message_size_limit {
+            self.reset();
+            return Err(Action::Reply(one(
+                552,
+                "5.3.4 Message size exceeds fixed limit",
+            )));
+        }
+        let env = Envelope {
+            from: self.from.clone().flatten(),
+            to: std::mem::take(&mut self.to),
+            authenticated: self.auth.clone(),
+            helo: self.helo.clone(),
+        };
+        self.reset();
+        Ok(env)
+    }
+
+    pub fn authenticated(&self) -> Option<&Authenticated> {
+        self.auth.as_ref()
+    }
+}
