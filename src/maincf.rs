@@ -115,6 +115,81 @@ pub const PARAMS: &[Param] = &[
         default: "",
         help: "client address blocks never limited (e.g. 127.0.0.0/8, [::1]/128)",
     },
+    Param {
+        name: "smtpd_listen",
+        default: "",
+        help: "SMTP listeners (address:port; STARTTLS where TLS is set up); --listen adds more",
+    },
+    Param {
+        name: "smtpd_listen_tls",
+        default: "",
+        help: "implicit-TLS SMTP listeners (address:port, like port 465); --listen-tls adds more",
+    },
+    Param {
+        name: "mydestination",
+        default: "$myhostname, localhost.$mydomain, localhost",
+        help: "domains delivered here, accepted from anyone",
+    },
+    Param {
+        name: "relay_domains",
+        default: "",
+        help: "more domains accepted from anyone and passed to relayhost",
+    },
+    Param {
+        name: "mynetworks",
+        default: "127.0.0.0/8, [::1]/128",
+        help: "clients that may relay without authenticating",
+    },
+    Param {
+        name: "smtpd_sasl_auth_enable",
+        default: "yes",
+        help: "offer and accept AUTH on the SMTP listeners",
+    },
+    Param {
+        name: "broken_sasl_auth_clients",
+        default: "no",
+        help: "also advertise AUTH=... for old clients",
+    },
+    Param {
+        name: "smtpd_tls_cert_file",
+        default: "",
+        help: "PEM certificate chain (default: a self-signed one made at start)",
+    },
+    Param {
+        name: "smtpd_tls_key_file",
+        default: "$smtpd_tls_cert_file",
+        help: "PEM private key",
+    },
+    Param {
+        name: "smtpd_tls_security_level",
+        default: "may",
+        help: "none (no STARTTLS) or may",
+    },
+    Param {
+        name: "message_size_limit",
+        default: "10240000",
+        help: "largest message accepted, in bytes",
+    },
+    Param {
+        name: "relayhost",
+        default: "",
+        help: "next hop for mail not delivered here ([host]:port)",
+    },
+    Param {
+        name: "smtpd_timeout",
+        default: "300s",
+        help: "time a client may take to send a command or a line of data",
+    },
+    Param {
+        name: "smtpd_hard_error_limit",
+        default: "20",
+        help: "errors after which a session is closed",
+    },
+    Param {
+        name: "virtual_mailbox_base",
+        default: "",
+        help: "Maildir root for local domains (<base>/<domain>/<user>/Maildir); empty: local mail goes to relayhost too",
+    },
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -45,6 +45,8 @@ fn run_dialog(name: &str, text: &str) {
         broken_auth_clients: false,
         message_size_limit: 10_240_000,
         hard_error_limit: header(text, "hard_error_limit").map_or(20, |v| v.parse().unwrap()),
+        can_relay: header(text, "relayhost") != Some("none"),
+        can_deliver_local: true,
     };
     let server = ServerConfig::new("smtp", "mx.example.org", b"example.org").unwrap();
     let mut s = Session::new(policy, server, client, false);

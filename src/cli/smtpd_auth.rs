@@ -40,6 +40,10 @@ pub fn command() -> Command {
             .help("Configuration file in main.cf syntax (default /etc/smtpd-auth/main.cf when present)"))
         .arg(Arg::new("override").short('o').value_name("KEY=VALUE").action(ArgAction::Append)
             .help("Override a parameter, as master.cf's -o does"))
+        .arg(Arg::new("listen").long("listen").value_name("ADDR:PORT").action(ArgAction::Append)
+            .help("SMTP listener (plain, STARTTLS offered); repeatable (default: smtpd_listen, else 127.0.0.1:2525 when nothing else is served)"))
+        .arg(Arg::new("listen-tls").long("listen-tls").value_name("ADDR:PORT").action(ArgAction::Append)
+            .help("Implicit-TLS SMTP listener (like port 465); repeatable"))
         .arg(Arg::new("print-config").long("print-config").action(ArgAction::SetTrue)
             .help("Print the parameters set explicitly (like postconf -n) and exit"))
         .after_long_help(params)
@@ -72,6 +76,97 @@ fn log_line(host: &str, tag: &str, text: &str) -> String {
         tm.tm_sec,
         std::process::id()
     )
+}
+
+/// Mechanisms for the SMTP listener without and with TLS.
+fn mechanisms_for_smtp(
+    cyrus: &saslconf::SaslConfig,
+    cf: &MainCf,
+) -> Result<(Vec<&'static str>, Vec<&'static str>), String> {
+    let options = SecurityOptions::parse(
+        &cf.get("smtpd_sasl_security_options")
+            .map_err(|x| x.to_string())?,
+    )?;
+    Ok((
+        saslconf::security::offered(&cyrus.mech_list(), &options, false),
+        saslconf::security::offered(&cyrus.mech_list(), &options, true),
+    ))
+}
+
+fn smtp_listener(
+    cf: &MainCf,
+    hostname: &str,
+    server: &ServerConfig,
+    mechanisms: &(Vec<&'static str>, Vec<&'static str>),
+    store_path: &std::path::Path,
+    cyrus: &saslconf::SaslConfig,
+) -> Result<crate::smtp::listener::Listener, String> {
+    let e = |x: maincf::ConfigError| x.to_string();
+    let tls = tls_config(cf, hostname)?;
+    let mut local_domains = cf.get_list("mydestination").map_err(e)?;
+    local_domains.extend(cf.get_list("relay_domains").map_err(e)?);
+    let mynetworks = cf
+        .get_list("mynetworks")
+        .map_err(e)?
+        .iter()
+        .map(|c| Cidr::parse(c))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|x| format!("mynetworks: {x}"))?;
+    let policy = crate::smtp::session::Policy {
+        hostname: hostname.to_string(),
+        local_domains,
+        mynetworks,
+        auth_enabled: cf.get_bool("smtpd_sasl_auth_enable").map_err(e)?,
+        auth_needs_tls: cf.get_bool("smtpd_tls_auth_only").map_err(e)?,
+        tls_available: tls.is_some(),
+        mechanisms_plain: mechanisms.0.clone(),
+        mechanisms_tls: mechanisms.1.clone(),
+        broken_auth_clients: cf.get_bool("broken_sasl_auth_clients").map_err(e)?,
+        message_size_limit: u64::from(cf.get_u32("message_size_limit").map_err(e)?),
+        hard_error_limit: cf.get_u32("smtpd_hard_error_limit").map_err(e)?.max(1),
+        can_relay: false,
+        can_deliver_local: false,
+    };
+    let relayhost = cf.get("relayhost").map_err(e)?.replace(['[', ']'], "");
+    let maildir = cf.get_path("virtual_mailbox_base").map_err(e)?;
+    let mut policy = policy;
+    policy.can_relay = !relayhost.is_empty();
+    policy.can_deliver_local = policy.can_relay || maildir.is_some();
+    let store = Store::open_read(
+        store_path,
+        &OpenOptions {
+            map_size: cyrus.sasldb_mapsize(),
+            max_readers: cyrus.sasldb_maxreaders(),
+        },
+    )
+    .map_err(|x| x.to_string())?;
+    let syslog_name = cf.get("syslog_name").map_err(e)?;
+    let host = hostname.to_string();
+    let tag = format!("{syslog_name}/smtpd");
+    let log: Arc<server::LogFn> = Arc::new(move |text: &str| {
+        let _ = writeln!(std::io::stderr(), "{}", log_line(&host, &tag, text));
+    });
+    let limit_exempt = cf
+        .get_list("smtpd_auth_failure_exceptions")
+        .map_err(e)?
+        .iter()
+        .map(|c| Cidr::parse(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(crate::smtp::listener::Listener {
+        policy,
+        server: server.clone(),
+        tls,
+        timeout: cf.get_duration("smtpd_timeout").map_err(e)?,
+        relayhost: (!relayhost.is_empty()).then_some(relayhost),
+        maildir,
+        store: Arc::new(store),
+        limiter: Arc::new(std::sync::Mutex::new(FailureLimiter::new(
+            cf.get_u32("smtpd_auth_failure_limit").map_err(e)?,
+            cf.get_duration("smtpd_auth_failure_window").map_err(e)?,
+            limit_exempt,
+        ))),
+        log,
+    })
 }
 
 fn socket_spec(cf: &MainCf, prefix: &str) -> Result<Option<SocketSpec>, String> {
@@ -141,13 +236,69 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         }
         return 0;
     }
-    match start(&cf) {
+    let listen: Vec<String> = m
+        .get_many::<String>("listen")
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    let listen_tls: Vec<String> = m
+        .get_many::<String>("listen-tls")
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    match start(&cf, listen, listen_tls) {
         Ok(()) => 0,
         Err(e) => err(&e),
     }
 }
 
-fn start(cf: &MainCf) -> Result<(), String> {
+fn tls_config(cf: &MainCf, hostname: &str) -> Result<Option<tokio_rustls::TlsAcceptor>, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let e = |x: maincf::ConfigError| x.to_string();
+    if cf
+        .get("smtpd_tls_security_level")
+        .map_err(e)?
+        .eq_ignore_ascii_case("none")
+    {
+        return Ok(None);
+    }
+    let (certs, key) = match cf.get_path("smtpd_tls_cert_file").map_err(e)? {
+        Some(cert) => {
+            let key = cf
+                .get_path("smtpd_tls_key_file")
+                .map_err(e)?
+                .unwrap_or_else(|| cert.clone());
+            let certs = CertificateDer::pem_file_iter(&cert)
+                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+                .map_err(|x| format!("smtpd_tls_cert_file {}: {x}", cert.display()))?;
+            let key = PrivateKeyDer::from_pem_file(&key)
+                .map_err(|x| format!("smtpd_tls_key_file {}: {x}", key.display()))?;
+            (certs, key)
+        }
+        None => {
+            let ck = rcgen::generate_simple_self_signed(vec![hostname.to_string()])
+                .map_err(|x| x.to_string())?;
+            let key = PrivateKeyDer::try_from(ck.signing_key.serialize_der())
+                .map_err(|x| x.to_string())?;
+            (vec![ck.cert.der().clone()], key)
+        }
+    };
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|x| x.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|x| format!("TLS certificate: {x}"))?;
+    Ok(Some(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(
+        config,
+    ))))
+}
+
+fn start(cf: &MainCf, mut listen: Vec<String>, mut listen_tls: Vec<String>) -> Result<(), String> {
     let e = |x: maincf::ConfigError| x.to_string();
     let hostname = cf.get("myhostname").map_err(e)?;
     let local = cf.get("smtpd_sasl_local_domain").map_err(e)?;
@@ -210,9 +361,27 @@ fn start(cf: &MainCf) -> Result<(), String> {
     });
     let dovecot_spec = socket_spec(cf, "dovecot_auth_socket")?;
     let saslauthd_spec = socket_spec(cf, "saslauthd_socket")?;
-    if dovecot_spec.is_none() && saslauthd_spec.is_none() {
-        return Err("nothing to serve: set dovecot_auth_socket and/or saslauthd_socket".into());
+    listen.extend(cf.get_list("smtpd_listen").map_err(e)?);
+    listen_tls.extend(cf.get_list("smtpd_listen_tls").map_err(e)?);
+    if dovecot_spec.is_none()
+        && saslauthd_spec.is_none()
+        && listen.is_empty()
+        && listen_tls.is_empty()
+    {
+        listen.push("127.0.0.1:2525".into());
     }
+    let smtp = if listen.is_empty() && listen_tls.is_empty() {
+        None
+    } else {
+        Some(smtp_listener(
+            cf,
+            &hostname,
+            &server,
+            &mechanisms_for_smtp(&cyrus, cf)?,
+            &store_path,
+            &cyrus,
+        )?)
+    };
     // Block the stop signals before any thread starts, so only sigwait sees them.
     let mut stop_signals = nix::sys::signal::SigSet::empty();
     for s in [
@@ -249,6 +418,31 @@ fn start(cf: &MainCf) -> Result<(), String> {
             .spawn(move || server::serve(listener, s, handler))
             .map_err(|x| x.to_string())?;
         bound.push(spec.path);
+    }
+    let runtime;
+    if let Some(l) = smtp {
+        runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|x| x.to_string())?;
+        let l = Arc::new(l);
+        for (addrs, implicit) in [(&listen, false), (&listen_tls, true)] {
+            for a in addrs {
+                let tcp = runtime
+                    .block_on(tokio::net::TcpListener::bind(a.as_str()))
+                    .map_err(|x| format!("listen {a}: {x}"))?;
+                if implicit && l.tls.is_none() {
+                    return Err(format!(
+                        "--listen-tls {a}: TLS is off (smtpd_tls_security_level = none)"
+                    ));
+                }
+                (shared.log)(&format!(
+                    "SMTP listener on {a}{}",
+                    if implicit { " (implicit TLS)" } else { "" }
+                ));
+                runtime.spawn(Arc::clone(&l).serve(tcp, implicit));
+            }
+        }
     }
     let sig = stop_signals.wait().map_err(|x| x.to_string())?;
     shared.stop.store(true, std::sync::atomic::Ordering::SeqCst);

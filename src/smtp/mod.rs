@@ -1,6 +1,8 @@
-//! SMTP for `smtpd-auth`'s listener (work in progress: the command codec
-//! is here; the session state machine, relay policy, delivery and the
-//! network listener are still to come).
+//! SMTP for `smtpd-auth`'s listener: the command codec and the session
+//! state machine are sans-I/O; [`listener`] is the tokio side and
+//! [`delivery`] hands accepted mail on before the client hears 250.
 
 pub mod command;
+pub mod delivery;
+pub mod listener;
 pub mod session;

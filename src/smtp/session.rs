@@ -30,6 +30,10 @@ pub struct Policy {
     pub broken_auth_clients: bool,
     pub message_size_limit: u64,
     pub hard_error_limit: u32,
+    /// Mail for other domains can be handed on (`relayhost` set).
+    pub can_relay: bool,
+    /// Mail for local domains can be delivered (Maildir base or relayhost).
+    pub can_deliver_local: bool,
 }
 
 /// What the I/O layer must do.
@@ -54,12 +58,32 @@ enum Stage {
     Rcpt,
 }
 
+/// Things worth a log line, collected for the I/O layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    AuthOk {
+        mechanism: &'static str,
+        user: String,
+    },
+    AuthFailed {
+        mechanism: String,
+        reason: String,
+    },
+    Reject {
+        command: &'static str,
+        reply: String,
+        to: Option<String>,
+    },
+}
+
 /// One accepted message, for delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
     pub from: Option<Address>,
     pub to: Vec<Address>,
     pub authenticated: Option<Authenticated>,
+    /// The SASL mechanism that authenticated the client.
+    pub mechanism: &'static str,
     pub helo: String,
 }
 
@@ -78,6 +102,9 @@ pub struct Session {
     from: Option<Option<Address>>,
     to: Vec<Address>,
     errors: u32,
+    events: Vec<Event>,
+    /// Mechanism of the exchange in progress, for the log.
+    mechanism: &'static str,
 }
 
 fn one(code: u16, text: &str) -> Vec<String> {
@@ -100,7 +127,27 @@ impl Session {
             from: None,
             to: Vec::new(),
             errors: 0,
+            events: Vec::new(),
+            mechanism: "",
         }
+    }
+
+    /// Log-worthy events since the last call.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// The TLS handshake finished: SCRAM -PLUS binds to this data.
+    pub fn set_channel_binding(&mut self, data: Vec<u8>) {
+        self.server.channel_binding = Some(data);
+    }
+
+    pub fn helo_name(&self) -> &str {
+        &self.helo
+    }
+
+    pub fn sender(&self) -> Option<&Address> {
+        self.from.as_ref().and_then(|f| f.as_ref())
     }
 
     pub fn greeting(&self) -> Vec<String> {
@@ -188,6 +235,10 @@ impl Session {
         if let Some(a) = self.final_ack.take() {
             return match line {
                 b"" => {
+                    self.events.push(Event::AuthOk {
+                        mechanism: self.mechanism,
+                        user: a.account.to_string(),
+                    });
                     self.auth = Some(a);
                     Action::Reply(one(235, "2.7.0 Authentication successful"))
                 }
@@ -268,6 +319,7 @@ impl Session {
                 let Some(m) = mech::new_mechanism(name, &self.server) else {
                     return self.error(one(535, "5.7.8 Error: authentication failed"));
                 };
+                self.mechanism = name;
                 let mut ex = Exchange::new(m);
                 let reply = ex.start(initial.as_deref().map(str::as_bytes), creds);
                 self.auth_reply(reply, ex)
@@ -291,7 +343,29 @@ impl Session {
             }
             Command::Rcpt(to) => {
                 if !self.may_send_to(&to) {
-                    return self.error(one(554, &format!("5.7.1 <{to}>: Relay access denied")));
+                    let reply = format!("554 5.7.1 <{to}>: Relay access denied");
+                    self.events.push(Event::Reject {
+                        command: "RCPT",
+                        reply: reply.clone(),
+                        to: Some(to.to_string()),
+                    });
+                    return self.error(vec![reply]);
+                }
+                let local = self
+                    .policy
+                    .local_domains
+                    .iter()
+                    .any(|d| d.eq_ignore_ascii_case(&to.domain));
+                let deliverable = if local {
+                    self.policy.can_deliver_local
+                } else {
+                    self.policy.can_relay
+                };
+                if !deliverable {
+                    return Action::Reply(one(
+                        451,
+                        &format!("4.3.0 <{to}>: no route: set relayhost or virtual_mailbox_base"),
+                    ));
                 }
                 self.to.push(to);
                 self.stage = Stage::Rcpt;
@@ -328,6 +402,10 @@ impl Session {
                 Action::Reply(vec![format!("334 {final_data}")])
             }
             MechReply::Success(a, None) => {
+                self.events.push(Event::AuthOk {
+                    mechanism: self.mechanism,
+                    user: a.account.to_string(),
+                });
                 self.auth = Some(a);
                 Action::Reply(one(235, "2.7.0 Authentication successful"))
             }
@@ -361,6 +439,7 @@ impl Session {
             from: self.from.clone().flatten(),
             to: std::mem::take(&mut self.to),
             authenticated: self.auth.clone(),
+            mechanism: self.mechanism,
             helo: self.helo.clone(),
         };
         self.reset();

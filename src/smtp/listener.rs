@@ -1,0 +1,442 @@
+//! The network side of the SMTP listener: accept, read bounded lines with
+//! timeouts, feed the session, perform its actions (STARTTLS with the
+//! buffer discarded, DATA with size and bare-LF checks, delivery before the
+//! final reply), write Postfix-format log lines.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+use super::command::MAX_COMMAND_LINE;
+use super::delivery::{self, DeliveryError};
+use super::session::{Action, Envelope, Event, Policy, Session};
+use crate::authd::limit::FailureLimiter;
+use crate::authd::server::LogFn;
+use crate::mech::ServerConfig;
+use crate::store::Store;
+
+/// Longest line of message content (RFC 5321 says 1000 with CRLF; be lenient).
+const MAX_DATA_LINE: usize = 64 * 1024;
+
+pub struct Listener {
+    pub policy: Policy,
+    pub server: ServerConfig,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    pub timeout: Duration,
+    pub relayhost: Option<String>,
+    pub maildir: Option<PathBuf>,
+    pub store: Arc<Store>,
+    pub limiter: Arc<Mutex<FailureLimiter>>,
+    pub log: Arc<LogFn>,
+}
+
+enum Next<S> {
+    Close,
+    StartTls(S),
+}
+
+enum ReadLine {
+    Line(Vec<u8>),
+    TooLong,
+    Closed,
+}
+
+async fn read_line<R: AsyncBufReadExt + Unpin>(
+    r: &mut R,
+    max: usize,
+    timeout: Duration,
+) -> ReadLine {
+    let mut line = Vec::new();
+    loop {
+        let buf = match tokio::time::timeout(timeout, r.fill_buf()).await {
+            Ok(Ok(b)) => b,
+            _ => return ReadLine::Closed,
+        };
+        if buf.is_empty() {
+            return ReadLine::Closed;
+        }
+        let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        line.extend_from_slice(&buf[..take]);
+        r.consume(take);
+        if line.len() > max {
+            return ReadLine::TooLong;
+        }
+        if done {
+            return ReadLine::Line(line);
+        }
+    }
+}
+
+fn queue_id() -> String {
+    crate::secret::random_bytes::<5>()
+        .map(|b| b.iter().map(|x| format!("{x:02X}")).collect())
+        .unwrap_or_else(|_| "0000000000".into())
+}
+
+fn rfc5322_date() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as libc::time_t;
+    // SAFETY: plain data filled by localtime_r; strftime writes at most buf.len().
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    unsafe { libc::localtime_r(&t, &mut tm) };
+    let mut buf = [0u8; 64];
+    let fmt = c"%a, %d %b %Y %H:%M:%S %z";
+    let n = unsafe { libc::strftime(buf.as_mut_ptr().cast(), buf.len(), fmt.as_ptr(), &tm) };
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+impl Listener {
+    fn log(&self, text: &str) {
+        (self.log)(text);
+    }
+
+    /// Accept connections forever.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, implicit_tls: bool) {
+        loop {
+            let Ok((stream, peer)) = listener.accept().await else {
+                continue;
+            };
+            let me = Arc::clone(&self);
+            tokio::spawn(async move { me.connection(stream, peer, implicit_tls).await });
+        }
+    }
+
+    async fn connection(
+        self: Arc<Self>,
+        stream: tokio::net::TcpStream,
+        peer: SocketAddr,
+        implicit_tls: bool,
+    ) {
+        let ip = peer.ip();
+        self.log(&format!("connect from unknown[{ip}]"));
+        let mut session = Session::new(self.policy.clone(), self.server.clone(), ip, implicit_tls);
+        if implicit_tls {
+            let Some(acceptor) = &self.tls else { return };
+            if let Ok(Ok(tls)) = tokio::time::timeout(self.timeout, acceptor.accept(stream)).await {
+                session.set_channel_binding(binding(tls.get_ref().1));
+                self.converse(tls, &mut session, ip, true).await;
+            } else {
+                self.log(&format!(
+                    "lost connection after CONNECT from unknown[{ip}]: TLS handshake failed"
+                ));
+            }
+        } else {
+            match self.converse(stream, &mut session, ip, true).await {
+                Next::Close => {}
+                Next::StartTls(stream) => {
+                    let Some(acceptor) = &self.tls else { return };
+                    match tokio::time::timeout(self.timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            session.set_channel_binding(binding(tls.get_ref().1));
+                            self.converse(tls, &mut session, ip, false).await;
+                        }
+                        _ => self.log(&format!("warning: TLS handshake failed with unknown[{ip}]")),
+                    }
+                }
+            }
+        }
+        self.log(&format!("disconnect from unknown[{ip}]"));
+    }
+
+    async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        stream: S,
+        session: &mut Session,
+        ip: IpAddr,
+        greet: bool,
+    ) -> Next<S> {
+        let mut r = BufReader::new(stream);
+        if greet && write_lines(&mut r, &session.greeting()).await.is_err() {
+            return Next::Close;
+        }
+        loop {
+            let line = match read_line(&mut r, MAX_COMMAND_LINE + 2, self.timeout).await {
+                ReadLine::Line(l) => l,
+                ReadLine::TooLong => {
+                    let _ =
+                        write_lines(&mut r, &["500 5.5.0 Error: line too long".to_string()]).await;
+                    return Next::Close;
+                }
+                ReadLine::Closed => return Next::Close,
+            };
+            let Some(body) = line.strip_suffix(b"\r\n") else {
+                // Bare LF: refused as Postfix 3.9 does (SMTP smuggling).
+                let _ = write_lines(
+                    &mut r,
+                    &[format!(
+                        "521 5.5.2 {} Error: bare <LF> received",
+                        self.policy.hostname
+                    )],
+                )
+                .await;
+                return Next::Close;
+            };
+            let is_auth = body.len() >= 4 && body[..4].eq_ignore_ascii_case(b"AUTH");
+            if is_auth {
+                let allowed = self
+                    .limiter
+                    .lock()
+                    .map(|mut l| l.allow_at(Some(&ip.to_string()), std::time::Instant::now()))
+                    .unwrap_or(true);
+                if !allowed {
+                    let _ = write_lines(
+                        &mut r,
+                        &[
+                            "454 4.7.0 Too many authentication failures; try again later"
+                                .to_string(),
+                        ],
+                    )
+                    .await;
+                    continue;
+                }
+            }
+            let action = session.line(body, &*self.store);
+            for e in session.take_events() {
+                self.log_event(&e, session, ip);
+            }
+            let result = match action {
+                Action::Reply(lines) => write_lines(&mut r, &lines).await,
+                Action::Close(lines) => {
+                    let _ = write_lines(&mut r, &lines).await;
+                    return Next::Close;
+                }
+                Action::StartTls(lines) => {
+                    if write_lines(&mut r, &lines).await.is_err() {
+                        return Next::Close;
+                    }
+                    // Dropping the reader's buffer discards anything the
+                    // client pipelined after STARTTLS.
+                    return Next::StartTls(r.into_inner());
+                }
+                Action::ReadData(lines) => {
+                    if write_lines(&mut r, &lines).await.is_err() {
+                        return Next::Close;
+                    }
+                    match self.data(&mut r, session, ip).await {
+                        Some(reply) => write_lines(&mut r, &[reply]).await,
+                        None => return Next::Close,
+                    }
+                }
+            };
+            if result.is_err() {
+                return Next::Close;
+            }
+        }
+    }
+
+    fn log_event(&self, e: &Event, session: &Session, ip: IpAddr) {
+        match e {
+            Event::AuthOk { .. } => {}
+            Event::AuthFailed { mechanism, reason } => {
+                if let Ok(mut l) = self.limiter.lock() {
+                    l.failed_at(Some(&ip.to_string()), std::time::Instant::now());
+                }
+                self.log(&format!(
+                    "warning: unknown[{ip}]: SASL {mechanism} authentication failed: {reason}"
+                ));
+            }
+            Event::Reject { command, reply, to } => {
+                let from = session.sender().map(|a| a.to_string()).unwrap_or_default();
+                let to = to.clone().unwrap_or_default();
+                self.log(&format!(
+                    "NOQUEUE: reject: {command} from unknown[{ip}]: {reply}; from=<{from}> to=<{to}> proto=ESMTP helo=<{}>",
+                    session.helo_name()
+                ));
+            }
+        }
+    }
+
+    /// Read the message, deliver it, and return the final reply (`None`:
+    /// the connection is to be closed).
+    async fn data<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        r: &mut BufReader<S>,
+        session: &mut Session,
+        ip: IpAddr,
+    ) -> Option<String> {
+        let limit = self.policy.message_size_limit as usize;
+        let mut message: Vec<u8> = Vec::new();
+        let mut too_big = false;
+        loop {
+            let line = match read_line(r, MAX_DATA_LINE, self.timeout).await {
+                ReadLine::Line(l) => l,
+                ReadLine::TooLong => {
+                    let _ = write_lines(r, &["500 5.5.0 Error: line too long".to_string()]).await;
+                    return None;
+                }
+                ReadLine::Closed => return None,
+            };
+            if !line.ends_with(b"\r\n") {
+                let _ = write_lines(
+                    r,
+                    &[format!(
+                        "521 5.5.2 {} Error: bare <LF> received",
+                        self.policy.hostname
+                    )],
+                )
+                .await;
+                return None;
+            }
+            if line == b".\r\n" {
+                break;
+            }
+            let content = line.strip_prefix(b".").unwrap_or(&line);
+            if message.len() + content.len() > limit {
+                too_big = true;
+            } else {
+                message.extend_from_slice(content);
+            }
+        }
+        let size = if too_big {
+            u64::MAX
+        } else {
+            message.len() as u64
+        };
+        let env = match session.data_done(size) {
+            Ok(env) => env,
+            Err(
+                Action::Reply(lines)
+                | Action::Close(lines)
+                | Action::StartTls(lines)
+                | Action::ReadData(lines),
+            ) => {
+                return lines.into_iter().next();
+            }
+        };
+        let qid = queue_id();
+        let auth = env.authenticated.as_ref().map(|a| a.account.to_string());
+        match &auth {
+            Some(user) => self.log(&format!(
+                "{qid}: client=unknown[{ip}], sasl_method={}, sasl_username={user}",
+                env.mechanism
+            )),
+            None => self.log(&format!("{qid}: client=unknown[{ip}]")),
+        }
+        let mut full = self.received(&env, ip, &qid).into_bytes();
+        full.extend_from_slice(&message);
+        match self.deliver(&env, &full, &qid).await {
+            Ok(()) => Some(format!("250 2.0.0 Ok: queued as {qid}")),
+            Err(e) => {
+                self.log(&format!("{qid}: {}", e.reply()));
+                Some(e.reply())
+            }
+        }
+    }
+
+    fn received(&self, env: &Envelope, ip: IpAddr, qid: &str) -> String {
+        let proto = match (env.authenticated.is_some(), session_tls_hint(&self.server)) {
+            (true, true) => "ESMTPSA",
+            (true, false) => "ESMTPA",
+            (false, true) => "ESMTPS",
+            (false, false) => "ESMTP",
+        };
+        let mut h = format!("Received: from {} (unknown [{ip}])\r\n", env.helo);
+        if let Some(a) = &env.authenticated {
+            h.push_str(&format!("\t(Authenticated sender: {})\r\n", a.account));
+        }
+        h.push_str(&format!(
+            "\tby {} (smtpd-auth) with {proto} id {qid}",
+            self.policy.hostname
+        ));
+        if let [one] = env.to.as_slice() {
+            h.push_str(&format!("\r\n\tfor <{one}>"));
+        }
+        h.push_str(&format!("; {}\r\n", rfc5322_date()));
+        h
+    }
+
+    async fn deliver(
+        &self,
+        env: &Envelope,
+        message: &[u8],
+        qid: &str,
+    ) -> Result<(), DeliveryError> {
+        let (local, remote): (Vec<_>, Vec<_>) = env.to.iter().cloned().partition(|a| {
+            self.policy
+                .local_domains
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(&a.domain))
+        });
+        let (to_maildir, mut to_relay) = match &self.maildir {
+            Some(_) => (local, remote),
+            None => (Vec::new(), [local, remote].concat()),
+        };
+        if !to_relay.is_empty() {
+            let Some(hop) = &self.relayhost else {
+                return Err(DeliveryError::Temporary(
+                    "no relayhost configured for non-local mail".into(),
+                ));
+            };
+            let reply = delivery::relay(
+                hop,
+                &self.policy.hostname,
+                env.from.as_ref(),
+                &to_relay,
+                message,
+            )
+            .await?;
+            for rcpt in to_relay.drain(..) {
+                self.log(&format!(
+                    "{qid}: to=<{rcpt}>, relay={hop}, status=sent ({reply})"
+                ));
+            }
+        }
+        if let Some(base) = &self.maildir {
+            for rcpt in &to_maildir {
+                let unique = format!(
+                    "{}.{qid}.{}",
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs())
+                        .unwrap_or(0),
+                    rcpt.local.trim_matches('"')
+                );
+                let base = base.clone();
+                let r = rcpt.clone();
+                let msg = message.to_vec();
+                let path = tokio::task::spawn_blocking(move || {
+                    delivery::maildir(&base, &r, &unique, &msg)
+                })
+                .await
+                .map_err(|e| DeliveryError::Temporary(e.to_string()))??;
+                self.log(&format!(
+                    "{qid}: to=<{rcpt}>, relay=maildir, status=sent (delivered to {})",
+                    path.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Channel binding for SCRAM -PLUS: the `tls-exporter` value (RFC 9266).
+fn binding(conn: &rustls::ServerConnection) -> Vec<u8> {
+    conn.export_keying_material(vec![0u8; 32], b"EXPORTER-Channel-Binding", None)
+        .unwrap_or_default()
+}
+
+fn session_tls_hint(server: &ServerConfig) -> bool {
+    server.channel_binding.is_some()
+}
+
+async fn write_lines<S: AsyncRead + AsyncWrite + Unpin>(
+    r: &mut BufReader<S>,
+    lines: &[String],
+) -> std::io::Result<()> {
+    let mut out = String::new();
+    for l in lines {
+        out.push_str(l);
+        out.push_str("\r\n");
+    }
+    r.get_mut().write_all(out.as_bytes()).await?;
+    r.get_mut().flush().await
+}
