@@ -103,8 +103,14 @@ pub fn prepare(
         };
         Ok(Prepared { op, changes })
     };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if policy.scram.is_none() || ops.len() < 64 || threads == 1 {
+    // Only a large SCRAM batch is worth threads (and the cgroup reads
+    // behind available_parallelism).
+    let threads = if policy.scram.is_none() || ops.len() < 64 {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    };
+    if threads == 1 {
         let mut out = Vec::with_capacity(ops.len());
         for (i, op) in ops.into_iter().enumerate() {
             out.push(one(op)?);

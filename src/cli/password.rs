@@ -90,9 +90,12 @@ impl NoEcho {
             libc::SIGHUP,
             libc::SIGTSTP,
         ] {
-            // SAFETY: installing a handler that only calls async-signal-safe functions.
+            // SAFETY: installing a handler that only calls async-signal-safe
+            // functions; a signal the caller ignores stays ignored.
             unsafe {
-                libc::signal(sig, handler);
+                if libc::signal(sig, handler) == libc::SIG_IGN {
+                    libc::signal(sig, libc::SIG_IGN);
+                }
             }
         }
         let mut t = saved;

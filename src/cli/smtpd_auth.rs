@@ -1,6 +1,7 @@
-//! `smtpd-auth`: the daemon. This part serves Postfix itself over the auth
-//! sockets (Dovecot protocol, saslauthd protocol), authenticating against
-//! the store; configuration in `main.cf` syntax with `-o` overrides.
+//! `smtpd-auth`: the daemon. An SMTP listener with SMTP AUTH (see
+//! `crate::smtp`), and auth sockets that serve Postfix itself (Dovecot
+//! protocol, saslauthd protocol), all authenticating against the store;
+//! configuration in `main.cf` syntax with `-o` overrides.
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -34,7 +35,7 @@ pub fn command() -> Command {
     );
     Command::new("smtpd-auth")
         .version(env!("CARGO_PKG_VERSION"))
-        .about("authentication service for Postfix over the Dovecot and saslauthd socket protocols, backed by the sasldb store")
+        .about("SMTP submission listener with SMTP AUTH, and authentication service for Postfix (Dovecot and saslauthd socket protocols), backed by the sasldb store")
         .arg(Arg::new("config").short('c').value_name("FILE").action(ArgAction::Set)
             .value_hint(clap::ValueHint::FilePath)
             .help("Configuration file in main.cf syntax (default /etc/smtpd-auth/main.cf when present)"))
@@ -370,6 +371,19 @@ fn start(cf: &MainCf, mut listen: Vec<String>, mut listen_tls: Vec<String>) -> R
     {
         listen.push("127.0.0.1:2525".into());
     }
+    // DIGEST-MD5 clients name the server as they reached it.
+    for a in listen.iter().chain(&listen_tls) {
+        if let Some((host, _)) = a.rsplit_once(':') {
+            let host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string();
+            if !server.host_aliases.contains(&host) {
+                server.host_aliases.push(host);
+            }
+        }
+    }
+    server.host_aliases.push("localhost".into());
     let smtp = if listen.is_empty() && listen_tls.is_empty() {
         None
     } else {

@@ -418,10 +418,16 @@ impl Session {
             MechReply::Failure(mech::AuthError::Temporary(_)) => {
                 self.error(one(454, "4.7.0 Temporary authentication failure"))
             }
-            MechReply::Failure(_) => self.error(one(
-                535,
-                "5.7.8 Error: authentication failed: authentication failure",
-            )),
+            MechReply::Failure(e) => {
+                self.events.push(Event::AuthFailed {
+                    mechanism: self.mechanism.to_string(),
+                    reason: e.to_string(),
+                });
+                self.error(one(
+                    535,
+                    "5.7.8 Error: authentication failed: authentication failure",
+                ))
+            }
         }
     }
 
