@@ -42,8 +42,8 @@ pub const PARAMS: &[Param] = &[
     },
     Param {
         name: "smtpd_tls_auth_only",
-        default: "no",
-        help: "refuse plaintext mechanisms on connections without TLS",
+        default: "",
+        help: "offer and accept AUTH only under TLS (default: yes when TLS is available); on the Dovecot socket, refuse plaintext mechanisms unless Postfix says the session is secured (default there: no)",
     },
     Param {
         name: "cyrus_sasl_config_path",
@@ -184,6 +184,51 @@ pub const PARAMS: &[Param] = &[
         name: "smtpd_hard_error_limit",
         default: "20",
         help: "errors after which a session is closed",
+    },
+    Param {
+        name: "smtpd_relay_restrictions",
+        default: "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination",
+        help: "checked at RCPT first: permit_mynetworks, permit_sasl_authenticated, permit_auth_destination, reject_unauth_destination, defer_unauth_destination, reject_non_fqdn_recipient, reject_sender_login_mismatch, reject, permit",
+    },
+    Param {
+        name: "smtpd_recipient_restrictions",
+        default: "",
+        help: "checked at RCPT after smtpd_relay_restrictions (same names)",
+    },
+    Param {
+        name: "smtpd_sasl_tls_security_options",
+        default: "$smtpd_sasl_security_options",
+        help: "smtpd_sasl_security_options for sessions under TLS",
+    },
+    Param {
+        name: "smtpd_tls_wrappermode",
+        default: "no",
+        help: "smtpd_listen listeners speak TLS from the first byte (port 465)",
+    },
+    Param {
+        name: "smtpd_error_sleep_time",
+        default: "1s",
+        help: "delay before each error reply once smtpd_soft_error_limit is reached",
+    },
+    Param {
+        name: "smtpd_soft_error_limit",
+        default: "10",
+        help: "errors after which error replies are delayed",
+    },
+    Param {
+        name: "smtpd_client_connection_count_limit",
+        default: "50",
+        help: "simultaneous connections per client address (mynetworks exempt; 0: no limit)",
+    },
+    Param {
+        name: "smtpd_client_auth_rate_limit",
+        default: "0",
+        help: "AUTH commands per client per minute (mynetworks exempt; 0: no limit)",
+    },
+    Param {
+        name: "mail_owner",
+        default: "postfix",
+        help: "user the daemon runs as after binding its sockets when started as root",
     },
     Param {
         name: "virtual_mailbox_base",

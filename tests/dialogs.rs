@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use sasldb::authd::limit::Cidr;
 use sasldb::mech::{Credentials, Secrets, ServerConfig};
-use sasldb::smtp::session::{Action, Policy, Session};
+use sasldb::smtp::session::{Action, Policy, Restriction, Session};
 use sasldb::store::{Account, StoreError};
 
 struct Users;
@@ -45,6 +45,16 @@ fn run_dialog(name: &str, text: &str) {
         broken_auth_clients: false,
         message_size_limit: 10_240_000,
         hard_error_limit: header(text, "hard_error_limit").map_or(20, |v| v.parse().unwrap()),
+        relay_restrictions: header(text, "relay_restrictions")
+            .unwrap_or("permit_mynetworks permit_sasl_authenticated reject_unauth_destination")
+            .split_whitespace()
+            .map(|r| Restriction::parse(r).expect("restriction"))
+            .collect(),
+        recipient_restrictions: header(text, "recipient_restrictions")
+            .unwrap_or("")
+            .split_whitespace()
+            .map(|r| Restriction::parse(r).expect("restriction"))
+            .collect(),
         can_relay: header(text, "relayhost") != Some("none"),
         can_deliver_local: true,
     };

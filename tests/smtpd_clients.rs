@@ -116,6 +116,7 @@ impl Daemon {
             .arg(format!("smtpd_tls_key_file={}", key.display()))
             .arg("-o")
             .arg(format!("virtual_mailbox_base={}", mail.display()))
+            .args(["-o", "mail_owner=root", "-o", "smtpd_tls_auth_only=no"])
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--listen-tls")
@@ -477,4 +478,311 @@ fn bare_lf_and_oversize_lines_are_refused() {
     long.extend_from_slice(b"\r\n");
     let out = talk(&long);
     assert!(out.contains("500 5.5.0 Error: line too long"), "{out}");
+}
+
+fn raw(port: u16, bytes: &[u8]) -> String {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(bytes).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn auth_only_after_tls_by_default_when_tls_is_available() {
+    // The last -o wins: back to the default (unset).
+    let d = Daemon::start(&["-o", "smtpd_tls_auth_only="]);
+    let (ok, out) = swaks(
+        &d,
+        &[
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            "alice",
+            "--auth-password",
+            "alice-pw",
+        ],
+    );
+    assert!(
+        !ok && !out.contains("235"),
+        "AUTH accepted without TLS: {out}"
+    );
+    let (ok, out) = swaks(
+        &d,
+        &[
+            "--tls",
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            "alice",
+            "--auth-password",
+            "alice-pw",
+        ],
+    );
+    assert!(ok && out.contains("235 2.7.0"), "{out}");
+    let out = raw(d.port, b"EHLO x\r\nAUTH PLAIN AGFsaWNlAGFsaWNlLXB3\r\n");
+    assert!(
+        out.contains("554 5.5.0 Error: SMTP protocol synchronization"),
+        "{out}"
+    );
+    let out = raw(d.port, b"EHLO x\r\n");
+    assert!(!out.contains("AUTH"), "AUTH advertised before TLS: {out}");
+}
+
+#[test]
+fn pipelining_violations_connection_and_auth_rate_limits() {
+    let d = Daemon::start(&[
+        "-o",
+        "smtpd_client_connection_count_limit=2",
+        "-o",
+        "smtpd_client_auth_rate_limit=2",
+    ]);
+    // Commands pipelined after EHLO: refused, connection closed.
+    let out = raw(d.port, b"EHLO x\r\nMAIL FROM:<a@example.org>\r\n");
+    assert!(
+        out.contains("554 5.5.0 Error: SMTP protocol synchronization"),
+        "{out}"
+    );
+    assert!(
+        d.log_text()
+            .contains("pipelining violation from unknown[127.0.0.1] after EHLO")
+    );
+    // Two open connections are the most one client gets.
+    let a = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    let b = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let out = raw(d.port, b"");
+    assert!(
+        out.contains("421 4.7.0 mx.example.org Error: too many connections from 127.0.0.1"),
+        "{out}"
+    );
+    drop((a, b));
+    std::thread::sleep(Duration::from_millis(200));
+    // AUTH commands per minute.
+    let out = raw(d.port, b"EHLO x\r\n");
+    assert!(
+        out.contains("250 8BITMIME") || out.contains("250-"),
+        "{out}"
+    );
+    let script = format!(
+        "import smtplib\ns=smtplib.SMTP('127.0.0.1',{})\ns.ehlo()\ncodes=[]\nfor i in range(3):\n    c,_=s.docmd('AUTH','PLAIN AGFsaWNlAHdyb25n')\n    codes.append(c)\nprint(codes)\n",
+        d.port
+    );
+    let o = Command::new("/usr/bin/python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        text.trim(),
+        "[535, 535, 450]",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn sigterm_lets_a_session_finish_and_sighup_reloads() {
+    use std::io::{BufRead, BufReader, Write};
+    let d = Daemon::start(&[]);
+    // A session in the middle of DATA when SIGTERM arrives.
+    let stream = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut w = stream.try_clone().unwrap();
+    let mut r = BufReader::new(stream);
+    let mut line = String::new();
+    let mut expect = |r: &mut BufReader<std::net::TcpStream>, code: &str| loop {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        assert!(
+            line.starts_with(&code[..3]),
+            "expected {code}, got {line:?}"
+        );
+        if line.as_bytes().get(3) == Some(&b' ') {
+            break;
+        }
+    };
+    expect(&mut r, "220");
+    for (cmd, code) in [
+        ("EHLO x", "250"),
+        ("MAIL FROM:<x@outside.example>", "250"),
+        ("RCPT TO:<bob@example.org>", "250"),
+        ("DATA", "354"),
+    ] {
+        w.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
+        expect(&mut r, code);
+    }
+    w.write_all(b"Subject: during shutdown\r\n\r\nbody\r\n")
+        .unwrap();
+    let pid = d.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    // New connections are no longer taken...
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", d.port))
+            .map(|mut s| {
+                let mut b = [0u8; 3];
+                s.set_read_timeout(Some(Duration::from_secs(2))).ok();
+                s.read(&mut b).unwrap_or(0) == 0
+            })
+            .unwrap_or(true),
+        "a new session was greeted after SIGTERM"
+    );
+    // ...but the message in progress is accepted and delivered.
+    w.write_all(b".\r\n").unwrap();
+    expect(&mut r, "250");
+    assert_eq!(d.maildir_count("bob"), 1);
+    w.write_all(b"QUIT\r\n").unwrap();
+    expect(&mut r, "221");
+    let start = Instant::now();
+    let mut d = d;
+    loop {
+        if let Some(status) = d.child.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "did not exit after the last session"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(d.log_text().contains("stopping on SIGTERM"));
+
+    // SIGHUP: the configuration file is read again.
+    let s = Scratch::new();
+    let db = s.db();
+    let o = s.run(
+        SASLPASSWD,
+        &[
+            "-p",
+            "-c",
+            "-u",
+            "example.org",
+            "-f",
+            db.to_str().unwrap(),
+            "carol",
+        ],
+        Some(b"pw"),
+    );
+    assert!(o.status.success());
+    s.conf("smtpd", &format!("sasldb_path: {}\n", db.display()));
+    let cf = s.path("main.cf");
+    let port = free_port();
+    let write_cf = |extra: &str| {
+        std::fs::write(
+            &cf,
+            format!(
+                "myhostname = mx.example.org\nmydestination = example.org{extra}\nmynetworks = 192.0.2.0/24\nsmtpd_tls_security_level = none\nmail_owner = root\nvirtual_mailbox_base = {}\n",
+                s.path("mail").display()
+            ),
+        )
+        .unwrap()
+    };
+    write_cf("");
+    let log = s.path("log");
+    let mut child = Command::new(SMTPD_AUTH)
+        .env("SASL_CONF_PATH", s.conf_dir())
+        .arg("-c")
+        .arg(&cf)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_port(port);
+    let (_, out) = swaks_port(port, &["--to", "dan@other.example"]);
+    assert!(out.contains("554 5.7.1"), "{out}");
+    write_cf(", other.example");
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("reload: configuration read again")
+    {
+        assert!(start.elapsed() < Duration::from_secs(10), "no reload");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (ok, out) = swaks_port(port, &["--to", "dan@other.example"]);
+    assert!(ok, "{out}");
+    // A broken file keeps the old configuration.
+    std::fs::write(&cf, "no_such_parameter = 1\n").unwrap();
+    Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("reload failed")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no reload failure logged"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (ok, out) = swaks_port(port, &["--to", "dan@other.example"]);
+    assert!(ok, "{out}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn drops_root_for_mail_owner() {
+    // Scratch paths must be reachable by postfix for the Maildir.
+    let d = Daemon::start(&["-o", "mail_owner=postfix"]);
+    let _ = Command::new("chmod")
+        .args(["755"])
+        .arg(d.s.path(""))
+        .status();
+    std::fs::create_dir_all(&d.mail).unwrap();
+    let _ = Command::new("chmod").args(["777"]).arg(&d.mail).status();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.child.id())).unwrap();
+    let uid_line = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap()
+        .to_string();
+    let postfix_uid = Command::new("id").args(["-u", "postfix"]).output().unwrap();
+    let postfix_uid = String::from_utf8_lossy(&postfix_uid.stdout)
+        .trim()
+        .to_string();
+    assert!(
+        uid_line
+            .split_whitespace()
+            .skip(1)
+            .all(|u| u == postfix_uid),
+        "{uid_line} (postfix is {postfix_uid})"
+    );
+    assert!(d.log_text().contains("running as postfix"));
+    // Still authenticates (the store was opened before the switch).
+    let (ok, out) = swaks(
+        &d,
+        &[
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            "alice",
+            "--auth-password",
+            "alice-pw",
+        ],
+    );
+    assert!(ok && out.contains("235"), "{out}");
 }

@@ -17,6 +17,8 @@ use crate::authd::server::{self, Shared, SocketSpec};
 use crate::maincf::{self, MainCf};
 use crate::mech::ServerConfig;
 use crate::saslconf::{self, security::SecurityOptions};
+use crate::smtp::listener::{Control, Listener};
+use crate::smtp::session::{Policy, Restriction};
 use crate::store::{OpenOptions, Store};
 
 /// Default configuration file (read when it exists and no -c is given).
@@ -79,93 +81,151 @@ fn log_line(host: &str, tag: &str, text: &str) -> String {
     )
 }
 
-/// Mechanisms for the SMTP listener without and with TLS.
-fn mechanisms_for_smtp(
-    cyrus: &saslconf::SaslConfig,
-    cf: &MainCf,
-) -> Result<(Vec<&'static str>, Vec<&'static str>), String> {
-    let options = SecurityOptions::parse(
-        &cf.get("smtpd_sasl_security_options")
-            .map_err(|x| x.to_string())?,
-    )?;
-    Ok((
-        saslconf::security::offered(&cyrus.mech_list(), &options, false),
-        saslconf::security::offered(&cyrus.mech_list(), &options, true),
-    ))
+/// What every part of the daemon derives from the configuration.
+struct Common {
+    hostname: String,
+    realm: String,
+    cyrus: saslconf::SaslConfig,
+    store_path: PathBuf,
+    open: OpenOptions,
+    server: ServerConfig,
 }
 
-fn smtp_listener(
-    cf: &MainCf,
-    hostname: &str,
-    server: &ServerConfig,
-    mechanisms: &(Vec<&'static str>, Vec<&'static str>),
-    store_path: &std::path::Path,
-    cyrus: &saslconf::SaslConfig,
-) -> Result<crate::smtp::listener::Listener, String> {
-    let e = |x: maincf::ConfigError| x.to_string();
-    let tls = tls_config(cf, hostname)?;
-    let mut local_domains = cf.get_list("mydestination").map_err(e)?;
-    local_domains.extend(cf.get_list("relay_domains").map_err(e)?);
-    let mynetworks = cf
-        .get_list("mynetworks")
-        .map_err(e)?
+fn err_cf(x: maincf::ConfigError) -> String {
+    x.to_string()
+}
+
+fn common(cf: &MainCf) -> Result<Common, String> {
+    let hostname = cf.get("myhostname").map_err(err_cf)?;
+    let local = cf.get("smtpd_sasl_local_domain").map_err(err_cf)?;
+    let realm = if local.is_empty() {
+        hostname.clone()
+    } else {
+        local
+    };
+    let appname = cf.get("smtpd_sasl_path").map_err(err_cf)?;
+    let search = match cf.get("cyrus_sasl_config_path").map_err(err_cf)? {
+        p if p.is_empty() => saslconf::search_path(),
+        p => p,
+    };
+    let cyrus = saslconf::load(&appname, &search).map_err(|x| x.to_string())?;
+    let store_path = PathBuf::from(cyrus.sasldb_path().unwrap_or(crate::cli::DEFAULT_SASLDB));
+    let open = OpenOptions {
+        map_size: cyrus.sasldb_mapsize(),
+        max_readers: cyrus.sasldb_maxreaders(),
+    };
+    let mut server =
+        ServerConfig::new("smtp", &hostname, realm.as_bytes()).map_err(|x| x.to_string())?;
+    if let Some(n) = cyrus.scram_iteration_counter() {
+        server.scram_iterations = n;
+    }
+    Ok(Common {
+        hostname,
+        realm,
+        cyrus,
+        store_path,
+        open,
+        server,
+    })
+}
+
+fn cidrs(cf: &MainCf, key: &str) -> Result<Vec<Cidr>, String> {
+    cf.get_list(key)
+        .map_err(err_cf)?
         .iter()
         .map(|c| Cidr::parse(c))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|x| format!("mynetworks: {x}"))?;
-    let policy = crate::smtp::session::Policy {
-        hostname: hostname.to_string(),
-        local_domains,
-        mynetworks,
-        auth_enabled: cf.get_bool("smtpd_sasl_auth_enable").map_err(e)?,
-        auth_needs_tls: cf.get_bool("smtpd_tls_auth_only").map_err(e)?,
-        tls_available: tls.is_some(),
-        mechanisms_plain: mechanisms.0.clone(),
-        mechanisms_tls: mechanisms.1.clone(),
-        broken_auth_clients: cf.get_bool("broken_sasl_auth_clients").map_err(e)?,
-        message_size_limit: u64::from(cf.get_u32("message_size_limit").map_err(e)?),
-        hard_error_limit: cf.get_u32("smtpd_hard_error_limit").map_err(e)?.max(1),
-        can_relay: false,
-        can_deliver_local: false,
+        .map_err(|x| format!("{key}: {x}"))
+}
+
+fn restrictions(cf: &MainCf, key: &str) -> Result<Vec<Restriction>, String> {
+    cf.get_list(key)
+        .map_err(err_cf)?
+        .iter()
+        .map(|n| Restriction::parse(n).ok_or_else(|| format!("{key}: unknown restriction {n:?}")))
+        .collect()
+}
+
+fn offered(
+    cf: &MainCf,
+    cyrus: &saslconf::SaslConfig,
+    key: &str,
+    tls: bool,
+) -> Result<Vec<&'static str>, String> {
+    let options =
+        SecurityOptions::parse(&cf.get(key).map_err(err_cf)?).map_err(|x| format!("{key}: {x}"))?;
+    Ok(saslconf::security::offered(
+        &cyrus.mech_list(),
+        &options,
+        tls,
+    ))
+}
+
+/// Build the SMTP side from the configuration (at start and on SIGHUP).
+fn smtp_listener(
+    cf: &MainCf,
+    c: &Common,
+    store: Arc<Store>,
+    aliases: &[String],
+) -> Result<Listener, String> {
+    let e = err_cf;
+    let tls = tls_config(cf, &c.hostname)?;
+    let mut local_domains = cf.get_list("mydestination").map_err(e)?;
+    local_domains.extend(cf.get_list("relay_domains").map_err(e)?);
+    let auth_needs_tls = match cf.get("smtpd_tls_auth_only").map_err(e)?.as_str() {
+        "" => tls.is_some(),
+        _ => cf.get_bool("smtpd_tls_auth_only").map_err(e)?,
     };
     let relayhost = cf.get("relayhost").map_err(e)?.replace(['[', ']'], "");
     let maildir = cf.get_path("virtual_mailbox_base").map_err(e)?;
-    let mut policy = policy;
-    policy.can_relay = !relayhost.is_empty();
-    policy.can_deliver_local = policy.can_relay || maildir.is_some();
-    let store = Store::open_read(
-        store_path,
-        &OpenOptions {
-            map_size: cyrus.sasldb_mapsize(),
-            max_readers: cyrus.sasldb_maxreaders(),
-        },
-    )
-    .map_err(|x| x.to_string())?;
+    let policy = Policy {
+        hostname: c.hostname.clone(),
+        local_domains,
+        mynetworks: cidrs(cf, "mynetworks")?,
+        auth_enabled: cf.get_bool("smtpd_sasl_auth_enable").map_err(e)?,
+        auth_needs_tls,
+        tls_available: tls.is_some(),
+        mechanisms_plain: offered(cf, &c.cyrus, "smtpd_sasl_security_options", false)?,
+        mechanisms_tls: offered(cf, &c.cyrus, "smtpd_sasl_tls_security_options", true)?,
+        broken_auth_clients: cf.get_bool("broken_sasl_auth_clients").map_err(e)?,
+        message_size_limit: u64::from(cf.get_u32("message_size_limit").map_err(e)?),
+        hard_error_limit: cf.get_u32("smtpd_hard_error_limit").map_err(e)?.max(1),
+        relay_restrictions: restrictions(cf, "smtpd_relay_restrictions")?,
+        recipient_restrictions: restrictions(cf, "smtpd_recipient_restrictions")?,
+        can_relay: !relayhost.is_empty(),
+        can_deliver_local: !relayhost.is_empty() || maildir.is_some(),
+    };
+    let mut server = c.server.clone();
+    server.host_aliases.extend(aliases.iter().cloned());
     let syslog_name = cf.get("syslog_name").map_err(e)?;
-    let host = hostname.to_string();
-    let tag = format!("{syslog_name}/smtpd");
+    let (host, tag) = (c.hostname.clone(), format!("{syslog_name}/smtpd"));
     let log: Arc<server::LogFn> = Arc::new(move |text: &str| {
         let _ = writeln!(std::io::stderr(), "{}", log_line(&host, &tag, text));
     });
-    let limit_exempt = cf
-        .get_list("smtpd_auth_failure_exceptions")
-        .map_err(e)?
-        .iter()
-        .map(|c| Cidr::parse(c))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(crate::smtp::listener::Listener {
+    let minute = std::time::Duration::from_secs(60);
+    Ok(Listener {
         policy,
-        server: server.clone(),
+        server,
         tls,
         timeout: cf.get_duration("smtpd_timeout").map_err(e)?,
         relayhost: (!relayhost.is_empty()).then_some(relayhost),
         maildir,
-        store: Arc::new(store),
+        store,
         limiter: Arc::new(std::sync::Mutex::new(FailureLimiter::new(
             cf.get_u32("smtpd_auth_failure_limit").map_err(e)?,
             cf.get_duration("smtpd_auth_failure_window").map_err(e)?,
-            limit_exempt,
+            cidrs(cf, "smtpd_auth_failure_exceptions")?,
         ))),
+        auth_rate: Arc::new(std::sync::Mutex::new(FailureLimiter::new(
+            cf.get_u32("smtpd_client_auth_rate_limit").map_err(e)?,
+            minute,
+            Vec::new(),
+        ))),
+        error_sleep: cf.get_duration("smtpd_error_sleep_time").map_err(e)?,
+        soft_error_limit: cf.get_u32("smtpd_soft_error_limit").map_err(e)?,
+        connection_limit: cf
+            .get_u32("smtpd_client_connection_count_limit")
+            .map_err(e)?,
         log,
     })
 }
@@ -201,58 +261,6 @@ fn socket_spec(cf: &MainCf, prefix: &str) -> Result<Option<SocketSpec>, String> 
         gid: Some(gid),
         mode,
     }))
-}
-
-/// Run the daemon; returns the exit code.
-pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
-    let m = match command().try_get_matches_from(args) {
-        Ok(m) => m,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { 2 } else { 0 };
-        }
-    };
-    let config_path = m.get_one::<String>("config").map(PathBuf::from);
-    let mut cf = match &config_path {
-        Some(p) => match MainCf::load(p) {
-            Ok(c) => c,
-            Err(e) => return err(&e.to_string()),
-        },
-        None if std::path::Path::new(DEFAULT_CONFIG).exists() => {
-            match MainCf::load(std::path::Path::new(DEFAULT_CONFIG)) {
-                Ok(c) => c,
-                Err(e) => return err(&e.to_string()),
-            }
-        }
-        None => MainCf::default(),
-    };
-    for o in m.get_many::<String>("override").into_iter().flatten() {
-        if let Err(e) = cf.override_with(o) {
-            return err(&e.to_string());
-        }
-    }
-    if m.get_flag("print-config") {
-        for (k, v) in cf.explicit() {
-            println!("{k} = {v}");
-        }
-        return 0;
-    }
-    let listen: Vec<String> = m
-        .get_many::<String>("listen")
-        .into_iter()
-        .flatten()
-        .cloned()
-        .collect();
-    let listen_tls: Vec<String> = m
-        .get_many::<String>("listen-tls")
-        .into_iter()
-        .flatten()
-        .cloned()
-        .collect();
-    match start(&cf, listen, listen_tls) {
-        Ok(()) => 0,
-        Err(e) => err(&e),
-    }
 }
 
 fn tls_config(cf: &MainCf, hostname: &str) -> Result<Option<tokio_rustls::TlsAcceptor>, String> {
@@ -299,71 +307,137 @@ fn tls_config(cf: &MainCf, hostname: &str) -> Result<Option<tokio_rustls::TlsAcc
     ))))
 }
 
-fn start(cf: &MainCf, mut listen: Vec<String>, mut listen_tls: Vec<String>) -> Result<(), String> {
-    let e = |x: maincf::ConfigError| x.to_string();
-    let hostname = cf.get("myhostname").map_err(e)?;
-    let local = cf.get("smtpd_sasl_local_domain").map_err(e)?;
-    let realm = if local.is_empty() {
-        hostname.clone()
-    } else {
-        local
+/// Where the configuration comes from, so SIGHUP can read it again.
+struct Source {
+    path: Option<PathBuf>,
+    overrides: Vec<String>,
+}
+
+impl Source {
+    fn load(&self) -> Result<MainCf, String> {
+        let mut cf = match &self.path {
+            Some(p) => MainCf::load(p).map_err(err_cf)?,
+            None if std::path::Path::new(DEFAULT_CONFIG).exists() => {
+                MainCf::load(std::path::Path::new(DEFAULT_CONFIG)).map_err(err_cf)?
+            }
+            None => MainCf::default(),
+        };
+        for o in &self.overrides {
+            cf.override_with(o).map_err(err_cf)?;
+        }
+        Ok(cf)
+    }
+}
+
+/// Run the daemon; returns the exit code.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let m = match command().try_get_matches_from(args) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
     };
-    let appname = cf.get("smtpd_sasl_path").map_err(e)?;
-    let search = match cf.get("cyrus_sasl_config_path").map_err(e)? {
-        p if p.is_empty() => saslconf::search_path(),
-        p => p,
+    let source = Source {
+        path: m.get_one::<String>("config").map(PathBuf::from),
+        overrides: m
+            .get_many::<String>("override")
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
     };
-    let cyrus = saslconf::load(&appname, &search).map_err(|x| x.to_string())?;
-    let options = SecurityOptions::parse(&cf.get("smtpd_sasl_security_options").map_err(e)?)
-        .map_err(|x| format!("smtpd_sasl_security_options: {x}"))?;
-    let mechanisms = saslconf::security::offered(&cyrus.mech_list(), &options, false);
-    if mechanisms.is_empty() {
+    let cf = match source.load() {
+        Ok(c) => c,
+        Err(e) => return err(&e),
+    };
+    if m.get_flag("print-config") {
+        for (k, v) in cf.explicit() {
+            println!("{k} = {v}");
+        }
+        return 0;
+    }
+    let listen: Vec<String> = m
+        .get_many::<String>("listen")
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    let listen_tls: Vec<String> = m
+        .get_many::<String>("listen-tls")
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    match start(&source, cf, listen, listen_tls) {
+        Ok(()) => 0,
+        Err(e) => err(&e),
+    }
+}
+
+/// Give up root for `mail_owner` once every socket is bound and the store
+/// is open (its descriptors stay usable).
+fn drop_privileges(cf: &MainCf) -> Result<Option<String>, String> {
+    use nix::unistd::{Gid, Uid, User, geteuid, setgid, setgroups, setuid};
+    if !geteuid().is_root() {
+        return Ok(None);
+    }
+    let owner = cf.get("mail_owner").map_err(err_cf)?;
+    if owner.is_empty() || owner == "root" {
+        return Ok(None);
+    }
+    let user = User::from_name(&owner)
+        .ok()
+        .flatten()
+        .ok_or_else(|| format!("mail_owner: no user {owner:?}"))?;
+    let gid: Gid = user.gid;
+    let uid: Uid = user.uid;
+    setgroups(&[gid]).map_err(|e| format!("setgroups: {e}"))?;
+    setgid(gid).map_err(|e| format!("setgid: {e}"))?;
+    setuid(uid).map_err(|e| format!("setuid: {e}"))?;
+    Ok(Some(owner))
+}
+
+/// Longest wait for sessions to finish after SIGTERM.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn start(
+    source: &Source,
+    cf: MainCf,
+    mut listen: Vec<String>,
+    mut listen_tls: Vec<String>,
+) -> Result<(), String> {
+    use nix::sys::signal::{SigSet, Signal};
+    let c = common(&cf)?;
+    let store = Store::open_read(&c.store_path, &c.open)
+        .map_err(|x| format!("{x} (create a user with saslpasswd first)"))?;
+    let socket_mechanisms = offered(&cf, &c.cyrus, "smtpd_sasl_security_options", false)?;
+    if socket_mechanisms.is_empty() {
         return Err(
             "no SASL mechanism left after mech_list and smtpd_sasl_security_options".into(),
         );
     }
-    let store_path = PathBuf::from(cyrus.sasldb_path().unwrap_or(crate::cli::DEFAULT_SASLDB));
-    let store = Store::open_read(
-        &store_path,
-        &OpenOptions {
-            map_size: cyrus.sasldb_mapsize(),
-            max_readers: cyrus.sasldb_maxreaders(),
-        },
-    )
-    .map_err(|x| format!("{x} (create a user with saslpasswd first)"))?;
-    let mut server =
-        ServerConfig::new("smtp", &hostname, realm.as_bytes()).map_err(|x| x.to_string())?;
-    if let Some(n) = cyrus.scram_iteration_counter() {
-        server.scram_iterations = n;
-    }
-    let exempt = cf
-        .get_list("smtpd_auth_failure_exceptions")
-        .map_err(e)?
-        .iter()
-        .map(|c| Cidr::parse(c))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|x| format!("smtpd_auth_failure_exceptions: {x}"))?;
-    let limiter = FailureLimiter::new(
-        cf.get_u32("smtpd_auth_failure_limit").map_err(e)?,
-        cf.get_duration("smtpd_auth_failure_window").map_err(e)?,
-        exempt,
-    );
     let dovecot = DovecotConfig {
-        mechanisms: mechanisms.clone(),
-        plaintext_needs_tls: cf.get_bool("smtpd_tls_auth_only").map_err(e)?,
+        mechanisms: socket_mechanisms.clone(),
+        plaintext_needs_tls: cf.get_bool("smtpd_tls_auth_only").map_err(err_cf)?,
         pid: std::process::id(),
         connection_id: 0,
     };
-    let syslog_name = cf.get("syslog_name").map_err(e)?;
-    let host = hostname.clone();
-    let tag = format!("{syslog_name}/auth");
+    let syslog_name = cf.get("syslog_name").map_err(err_cf)?;
+    let (host, tag) = (c.hostname.clone(), format!("{syslog_name}/auth"));
     let log: Box<server::LogFn> = Box::new(move |text: &str| {
         let _ = writeln!(std::io::stderr(), "{}", log_line(&host, &tag, text));
     });
-    let dovecot_spec = socket_spec(cf, "dovecot_auth_socket")?;
-    let saslauthd_spec = socket_spec(cf, "saslauthd_socket")?;
-    listen.extend(cf.get_list("smtpd_listen").map_err(e)?);
-    listen_tls.extend(cf.get_list("smtpd_listen_tls").map_err(e)?);
+    let dovecot_spec = socket_spec(&cf, "dovecot_auth_socket")?;
+    let saslauthd_spec = socket_spec(&cf, "saslauthd_socket")?;
+    let wrapper = cf.get_bool("smtpd_tls_wrappermode").map_err(err_cf)?;
+    let configured = cf.get_list("smtpd_listen").map_err(err_cf)?;
+    if wrapper {
+        listen_tls.extend(configured);
+    } else {
+        listen.extend(configured);
+    }
+    listen_tls.extend(cf.get_list("smtpd_listen_tls").map_err(err_cf)?);
     if dovecot_spec.is_none()
         && saslauthd_spec.is_none()
         && listen.is_empty()
@@ -372,40 +446,27 @@ fn start(cf: &MainCf, mut listen: Vec<String>, mut listen_tls: Vec<String>) -> R
         listen.push("127.0.0.1:2525".into());
     }
     // DIGEST-MD5 clients name the server as they reached it.
-    for a in listen.iter().chain(&listen_tls) {
-        if let Some((host, _)) = a.rsplit_once(':') {
-            let host = host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string();
-            if !server.host_aliases.contains(&host) {
-                server.host_aliases.push(host);
-            }
-        }
+    let mut aliases: Vec<String> = listen
+        .iter()
+        .chain(&listen_tls)
+        .filter_map(|a| a.rsplit_once(':'))
+        .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']').to_string())
+        .collect();
+    aliases.push("localhost".into());
+    let limiter = FailureLimiter::new(
+        cf.get_u32("smtpd_auth_failure_limit").map_err(err_cf)?,
+        cf.get_duration("smtpd_auth_failure_window")
+            .map_err(err_cf)?,
+        cidrs(&cf, "smtpd_auth_failure_exceptions")?,
+    );
+    // Stop and reload signals go to sigwait only: block them before any
+    // thread starts.
+    let mut signals = SigSet::empty();
+    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        signals.add(sig);
     }
-    server.host_aliases.push("localhost".into());
-    let smtp = if listen.is_empty() && listen_tls.is_empty() {
-        None
-    } else {
-        Some(smtp_listener(
-            cf,
-            &hostname,
-            &server,
-            &mechanisms_for_smtp(&cyrus, cf)?,
-            &store_path,
-            &cyrus,
-        )?)
-    };
-    // Block the stop signals before any thread starts, so only sigwait sees them.
-    let mut stop_signals = nix::sys::signal::SigSet::empty();
-    for s in [
-        nix::sys::signal::Signal::SIGTERM,
-        nix::sys::signal::Signal::SIGINT,
-    ] {
-        stop_signals.add(s);
-    }
-    stop_signals.thread_block().map_err(|x| x.to_string())?;
-    let shared = Arc::new(Shared::new(store, server, dovecot, limiter, log));
+    signals.thread_block().map_err(|x| x.to_string())?;
+    let shared = Arc::new(Shared::new(store, c.server.clone(), dovecot, limiter, log));
     let mut bound = Vec::new();
     for (spec, handler, what) in [
         (
@@ -422,47 +483,100 @@ fn start(cf: &MainCf, mut listen: Vec<String>, mut listen_tls: Vec<String>) -> R
         let Some(spec) = spec else { continue };
         let listener = server::bind(&spec).map_err(|x| format!("{}: {x}", spec.path.display()))?;
         (shared.log)(&format!(
-            "{what} auth socket {} ready; realm {realm}; mechanisms {}",
+            "{what} auth socket {} ready; realm {}; mechanisms {}",
             spec.path.display(),
-            mechanisms.join(" ")
+            c.realm,
+            socket_mechanisms.join(" ")
         ));
-        let s = Arc::clone(&shared);
+        let sh = Arc::clone(&shared);
         std::thread::Builder::new()
             .name(format!("{what}-accept"))
-            .spawn(move || server::serve(listener, s, handler))
+            .spawn(move || server::serve(listener, sh, handler))
             .map_err(|x| x.to_string())?;
         bound.push(spec.path);
     }
-    let runtime;
-    if let Some(l) = smtp {
-        runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(|x| x.to_string())?;
-        let l = Arc::new(l);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|x| x.to_string())?;
+    let mut control = None;
+    if !listen.is_empty() || !listen_tls.is_empty() {
+        let store = Store::open_read(&c.store_path, &c.open).map_err(|x| x.to_string())?;
+        let l = smtp_listener(&cf, &c, Arc::new(store), &aliases)?;
+        let tls_on = l.tls.is_some();
+        let ctl = Control::new(l);
         for (addrs, implicit) in [(&listen, false), (&listen_tls, true)] {
             for a in addrs {
+                if implicit && !tls_on {
+                    return Err(format!(
+                        "implicit TLS on {a}: TLS is off (smtpd_tls_security_level = none)"
+                    ));
+                }
                 let tcp = runtime
                     .block_on(tokio::net::TcpListener::bind(a.as_str()))
                     .map_err(|x| format!("listen {a}: {x}"))?;
-                if implicit && l.tls.is_none() {
-                    return Err(format!(
-                        "--listen-tls {a}: TLS is off (smtpd_tls_security_level = none)"
-                    ));
-                }
                 (shared.log)(&format!(
                     "SMTP listener on {a}{}",
                     if implicit { " (implicit TLS)" } else { "" }
                 ));
-                runtime.spawn(Arc::clone(&l).serve(tcp, implicit));
+                runtime.spawn(Arc::clone(&ctl).serve(tcp, implicit));
             }
         }
+        control = Some(ctl);
     }
-    let sig = stop_signals.wait().map_err(|x| x.to_string())?;
-    shared.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    for p in &bound {
-        let _ = std::fs::remove_file(p);
+    if let Some(user) = drop_privileges(&cf)? {
+        (shared.log)(&format!("running as {user}"));
     }
-    (shared.log)(&format!("stopping on {sig:?}"));
-    Ok(())
+    loop {
+        let sig = signals.wait().map_err(|x| x.to_string())?;
+        if sig == Signal::SIGHUP {
+            match (&control, source.load()) {
+                (Some(ctl), Ok(cf2)) => {
+                    let rebuilt = common(&cf2).and_then(|c2| {
+                        let store = Store::open_read(&c2.store_path, &c2.open)
+                            .map_err(|x| x.to_string())?;
+                        smtp_listener(&cf2, &c2, Arc::new(store), &aliases)
+                    });
+                    match rebuilt {
+                        Ok(l) => {
+                            *ctl.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(l);
+                            (shared.log)(
+                                "reload: configuration read again (listener addresses and sockets unchanged)",
+                            );
+                        }
+                        Err(e) => (shared.log)(&format!(
+                            "warning: reload failed, keeping the old configuration: {e}"
+                        )),
+                    }
+                }
+                (None, Ok(_)) => (shared.log)("reload: nothing to reload"),
+                (_, Err(e)) => (shared.log)(&format!(
+                    "warning: reload failed, keeping the old configuration: {e}"
+                )),
+            }
+            continue;
+        }
+        (shared.log)(&format!("stopping on {sig:?}"));
+        shared.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for p in &bound {
+            let _ = std::fs::remove_file(p);
+        }
+        if let Some(ctl) = &control {
+            use std::sync::atomic::Ordering;
+            ctl.stopping.store(true, Ordering::SeqCst);
+            ctl.stop.notify_waiters();
+            let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
+            while ctl.active.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            let left = ctl.active.load(Ordering::SeqCst);
+            if left > 0 {
+                (shared.log)(&format!(
+                    "warning: {left} sessions still open after the grace time"
+                ));
+            }
+        }
+        runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+        return Ok(());
+    }
 }

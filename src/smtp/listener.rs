@@ -30,8 +30,93 @@ pub struct Listener {
     pub relayhost: Option<String>,
     pub maildir: Option<PathBuf>,
     pub store: Arc<Store>,
+    /// AUTH failures per client.
     pub limiter: Arc<Mutex<FailureLimiter>>,
+    /// AUTH commands per client (`smtpd_client_auth_rate_limit`).
+    pub auth_rate: Arc<Mutex<FailureLimiter>>,
+    pub error_sleep: Duration,
+    pub soft_error_limit: u32,
+    /// Simultaneous connections per client (0: no limit).
+    pub connection_limit: u32,
     pub log: Arc<LogFn>,
+}
+
+/// What the accept loops share across reloads and shutdown.
+pub struct Control {
+    /// The configuration new connections get (swapped on reload).
+    pub current: std::sync::RwLock<Arc<Listener>>,
+    pub stopping: std::sync::atomic::AtomicBool,
+    pub stop: tokio::sync::Notify,
+    /// Sessions in progress.
+    pub active: std::sync::atomic::AtomicUsize,
+    connections: Mutex<std::collections::HashMap<IpAddr, u32>>,
+}
+
+impl Control {
+    pub fn new(l: Listener) -> Arc<Control> {
+        Arc::new(Control {
+            current: std::sync::RwLock::new(Arc::new(l)),
+            stopping: std::sync::atomic::AtomicBool::new(false),
+            stop: tokio::sync::Notify::new(),
+            active: std::sync::atomic::AtomicUsize::new(0),
+            connections: Mutex::new(std::collections::HashMap::new()),
+        })
+    }
+
+    pub fn listener(&self) -> Arc<Listener> {
+        Arc::clone(&self.current.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Accept until shutdown; each session runs to its end even then.
+    pub async fn serve(self: Arc<Self>, tcp: TcpListener, implicit_tls: bool) {
+        use std::sync::atomic::Ordering;
+        loop {
+            let accepted = tokio::select! {
+                a = tcp.accept() => a,
+                _ = self.stop.notified() => return,
+            };
+            if self.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            let Ok((stream, peer)) = accepted else {
+                continue;
+            };
+            let l = self.listener();
+            let ip = peer.ip();
+            let exempt = l.policy.mynetworks.iter().any(|c| c.contains(ip));
+            let count = {
+                let mut m = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+                let n = m.entry(ip).or_insert(0);
+                *n += 1;
+                *n
+            };
+            let me = Arc::clone(&self);
+            me.active.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                if l.connection_limit > 0 && count > l.connection_limit && !exempt {
+                    l.log(&format!(
+                        "warning: Connection concurrency limit exceeded: {count} from unknown[{ip}]"
+                    ));
+                    let mut s = stream;
+                    let msg = format!(
+                        "421 4.7.0 {} Error: too many connections from {ip}\r\n",
+                        l.policy.hostname
+                    );
+                    let _ = s.write_all(msg.as_bytes()).await;
+                } else {
+                    Arc::clone(&l).connection(stream, peer, implicit_tls).await;
+                }
+                let mut m = me.connections.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(n) = m.get_mut(&ip) {
+                    *n -= 1;
+                    if *n == 0 {
+                        m.remove(&ip);
+                    }
+                }
+                me.active.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    }
 }
 
 enum Next<S> {
@@ -97,17 +182,6 @@ fn rfc5322_date() -> String {
 impl Listener {
     fn log(&self, text: &str) {
         (self.log)(text);
-    }
-
-    /// Accept connections forever.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener, implicit_tls: bool) {
-        loop {
-            let Ok((stream, peer)) = listener.accept().await else {
-                continue;
-            };
-            let me = Arc::clone(&self);
-            tokio::spawn(async move { me.connection(stream, peer, implicit_tls).await });
-        }
     }
 
     async fn connection(
@@ -180,28 +254,73 @@ impl Listener {
                 .await;
                 return Next::Close;
             };
-            let is_auth = body.len() >= 4 && body[..4].eq_ignore_ascii_case(b"AUTH");
-            if is_auth {
-                let allowed = self
+            let verb = body
+                .split(|&b| b == b' ')
+                .next()
+                .unwrap_or_default()
+                .to_ascii_uppercase();
+            let in_exchange = session.in_auth_exchange();
+            if verb == b"AUTH" && !in_exchange {
+                let client = ip.to_string();
+                let now = std::time::Instant::now();
+                let failures_ok = self
                     .limiter
                     .lock()
-                    .map(|mut l| l.allow_at(Some(&ip.to_string()), std::time::Instant::now()))
+                    .map(|mut l| l.allow_at(Some(&client), now))
                     .unwrap_or(true);
-                if !allowed {
-                    let _ = write_lines(
-                        &mut r,
-                        &[
-                            "454 4.7.0 Too many authentication failures; try again later"
-                                .to_string(),
-                        ],
-                    )
-                    .await;
+                if !failures_ok {
+                    let reply = "454 4.7.0 Too many authentication failures; try again later";
+                    let _ = write_lines(&mut r, &[reply.to_string()]).await;
                     continue;
                 }
+                let exempt = self.policy.mynetworks.iter().any(|c| c.contains(ip));
+                let rate_ok = exempt
+                    || self
+                        .auth_rate
+                        .lock()
+                        .map(|mut l| {
+                            let ok = l.allow_at(Some(&client), now);
+                            l.failed_at(Some(&client), now);
+                            ok
+                        })
+                        .unwrap_or(true);
+                if !rate_ok {
+                    self.log(&format!(
+                        "warning: AUTH command rate limit exceeded: unknown[{ip}]"
+                    ));
+                    let reply = format!("450 4.7.1 Error: too many AUTH commands from {ip}");
+                    let _ = write_lines(&mut r, &[reply]).await;
+                    continue;
+                }
+            }
+            // RFC 2920: after these commands a client must wait for the
+            // reply; input already queued is a synchronisation violation
+            // (the SMTP smuggling class), refused as Postfix 3.9 does.
+            let must_wait = !in_exchange
+                && matches!(
+                    verb.as_slice(),
+                    b"EHLO" | b"HELO" | b"DATA" | b"QUIT" | b"NOOP" | b"AUTH" | b"STARTTLS"
+                );
+            if must_wait && !r.buffer().is_empty() && session.authenticated().is_none() {
+                self.log(&format!(
+                    "warning: non-SMTP command or pipelining violation from unknown[{ip}] after {}",
+                    String::from_utf8_lossy(&verb)
+                ));
+                let reply = "554 5.5.0 Error: SMTP protocol synchronization";
+                let _ = write_lines(&mut r, &[reply.to_string()]).await;
+                return Next::Close;
             }
             let action = session.line(body, &*self.store);
             for e in session.take_events() {
                 self.log_event(&e, session, ip);
+            }
+            if session.errors() >= self.soft_error_limit
+                && let Action::Reply(lines) = &action
+                && lines
+                    .last()
+                    .is_some_and(|l| l.starts_with('4') || l.starts_with('5'))
+            {
+                tokio::time::sleep(self.error_sleep).await;
             }
             let result = match action {
                 Action::Reply(lines) => write_lines(&mut r, &lines).await,

@@ -9,6 +9,38 @@ use super::command::{self, Address, Command};
 use crate::authd::limit::Cidr;
 use crate::mech::{self, Authenticated, Credentials, Exchange, Reply as MechReply, ServerConfig};
 
+/// One entry of `smtpd_relay_restrictions` / `smtpd_recipient_restrictions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restriction {
+    PermitMynetworks,
+    PermitSaslAuthenticated,
+    PermitAuthDestination,
+    RejectUnauthDestination,
+    DeferUnauthDestination,
+    RejectNonFqdnRecipient,
+    RejectSenderLoginMismatch,
+    Reject,
+    Permit,
+}
+
+impl Restriction {
+    /// Postfix's name, for configuration.
+    pub fn parse(name: &str) -> Option<Restriction> {
+        Some(match name {
+            "permit_mynetworks" => Restriction::PermitMynetworks,
+            "permit_sasl_authenticated" => Restriction::PermitSaslAuthenticated,
+            "permit_auth_destination" => Restriction::PermitAuthDestination,
+            "reject_unauth_destination" => Restriction::RejectUnauthDestination,
+            "defer_unauth_destination" => Restriction::DeferUnauthDestination,
+            "reject_non_fqdn_recipient" => Restriction::RejectNonFqdnRecipient,
+            "reject_sender_login_mismatch" => Restriction::RejectSenderLoginMismatch,
+            "reject" => Restriction::Reject,
+            "permit" => Restriction::Permit,
+            _ => return None,
+        })
+    }
+}
+
 /// Policy and limits of a listener.
 #[derive(Clone, Debug)]
 pub struct Policy {
@@ -30,6 +62,9 @@ pub struct Policy {
     pub broken_auth_clients: bool,
     pub message_size_limit: u64,
     pub hard_error_limit: u32,
+    /// Evaluated in this order at RCPT; each list ends in "no decision".
+    pub relay_restrictions: Vec<Restriction>,
+    pub recipient_restrictions: Vec<Restriction>,
     /// Mail for other domains can be handed on (`relayhost` set).
     pub can_relay: bool,
     /// Mail for local domains can be delivered (Maildir base or relayhost).
@@ -213,21 +248,77 @@ impl Session {
     }
 
     /// Is this recipient ours, or may this client relay to it?
-    fn may_send_to(&self, rcpt: &Address) -> bool {
-        if self
-            .policy
+    fn is_local(&self, domain: &str) -> bool {
+        self.policy
             .local_domains
             .iter()
-            .any(|d| d.eq_ignore_ascii_case(&rcpt.domain))
-        {
-            return true;
+            .any(|d| d.eq_ignore_ascii_case(domain))
+    }
+
+    /// Does the store say who owns this sender address? `alice@example.org`
+    /// belongs to the account alice in realm example.org.
+    fn sender_owner(&self, creds: &dyn Credentials) -> Option<String> {
+        let from = self.sender()?;
+        let acct = crate::store::Account::new(from.local.as_bytes(), from.domain.as_bytes());
+        match creds.secrets(&acct) {
+            Ok(Some(_)) => Some(acct.to_string()),
+            _ => None,
         }
-        self.auth.is_some()
-            || self
-                .policy
-                .mynetworks
-                .iter()
-                .any(|c| c.contains(self.client))
+    }
+
+    /// One restriction list: `Some(reply)` rejects, `Some("")` permits,
+    /// `None` has no opinion.
+    fn evaluate(
+        &self,
+        list: &[Restriction],
+        to: &Address,
+        creds: &dyn Credentials,
+    ) -> Option<String> {
+        let mynet = self
+            .policy
+            .mynetworks
+            .iter()
+            .any(|c| c.contains(self.client));
+        for r in list {
+            let verdict = match r {
+                Restriction::PermitMynetworks => mynet.then(String::new),
+                Restriction::PermitSaslAuthenticated => self.auth.is_some().then(String::new),
+                Restriction::PermitAuthDestination => self.is_local(&to.domain).then(String::new),
+                Restriction::RejectUnauthDestination => (!self.is_local(&to.domain))
+                    .then(|| format!("554 5.7.1 <{to}>: Relay access denied")),
+                Restriction::DeferUnauthDestination => (!self.is_local(&to.domain))
+                    .then(|| format!("454 4.7.1 <{to}>: Relay access denied")),
+                Restriction::RejectNonFqdnRecipient => (!to.domain.contains('.')
+                    && !to.domain.starts_with('['))
+                .then(|| {
+                    format!(
+                        "504 5.5.2 <{to}>: Recipient address rejected: need fully-qualified address"
+                    )
+                }),
+                Restriction::RejectSenderLoginMismatch => {
+                    let from = self.sender().map(|a| a.to_string()).unwrap_or_default();
+                    match (&self.auth, self.sender()) {
+                        (Some(a), Some(f)) => {
+                            let mine = a.account.authid == f.local.as_bytes()
+                                && a.account.realm.eq_ignore_ascii_case(f.domain.as_bytes());
+                            (!mine).then(|| format!("553 5.7.1 <{from}>: Sender address rejected: not owned by user {}", a.account))
+                        }
+                        (None, Some(_)) => self.sender_owner(creds).map(|_| {
+                            format!("553 5.7.1 <{from}>: Sender address rejected: not logged in")
+                        }),
+                        _ => None,
+                    }
+                }
+                Restriction::Reject => Some(format!(
+                    "554 5.7.1 <{to}>: Recipient address rejected: Access denied"
+                )),
+                Restriction::Permit => Some(String::new()),
+            };
+            if verdict.is_some() {
+                return verdict;
+            }
+        }
+        None
     }
 
     /// Feed one command line (without CRLF), or a line of an AUTH exchange.
@@ -342,8 +433,13 @@ impl Session {
                 self.error(one(503, "5.5.1 Error: need MAIL command"))
             }
             Command::Rcpt(to) => {
-                if !self.may_send_to(&to) {
-                    let reply = format!("554 5.7.1 <{to}>: Relay access denied");
+                let rejection = [
+                    &self.policy.relay_restrictions,
+                    &self.policy.recipient_restrictions,
+                ]
+                .into_iter()
+                .find_map(|list| self.evaluate(list, &to, creds).filter(|r| !r.is_empty()));
+                if let Some(reply) = rejection {
                     self.events.push(Event::Reject {
                         command: "RCPT",
                         reply: reply.clone(),
@@ -450,6 +546,16 @@ impl Session {
         };
         self.reset();
         Ok(env)
+    }
+
+    /// Errors so far (for the error sleep).
+    pub fn errors(&self) -> u32 {
+        self.errors
+    }
+
+    /// An AUTH exchange is waiting for the client's next line.
+    pub fn in_auth_exchange(&self) -> bool {
+        self.exchange.is_some() || self.final_ack.is_some()
     }
 
     pub fn authenticated(&self) -> Option<&Authenticated> {
