@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod authd;
 pub mod cli;
+pub mod logging;
 pub mod maincf;
 pub mod mech;
 pub mod postfix;

@@ -226,6 +226,11 @@ pub const PARAMS: &[Param] = &[
         help: "AUTH commands per client per minute (mynetworks exempt; 0: no limit)",
     },
     Param {
+        name: "log_destination",
+        default: "stderr",
+        help: "where Postfix-format log lines go: stderr, syslog (/dev/log, facility mail) or a file path",
+    },
+    Param {
         name: "mail_owner",
         default: "postfix",
         help: "user the daemon runs as after binding its sockets when started as root",

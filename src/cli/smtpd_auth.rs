@@ -7,7 +7,6 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Arg, ArgAction, Command};
 
@@ -57,28 +56,11 @@ fn err(msg: &str) -> i32 {
     1
 }
 
-/// A log line in Postfix's format: `Mon DD HH:MM:SS host tag[pid]: text`.
-fn log_line(host: &str, tag: &str, text: &str) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let t = now as libc::time_t;
-    // SAFETY: tm is plain data; localtime_r fills it from t.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    unsafe { libc::localtime_r(&t, &mut tm) };
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let month = MONTHS.get(tm.tm_mon as usize).copied().unwrap_or("Jan");
-    format!(
-        "{month} {:>2} {:02}:{:02}:{:02} {host} {tag}[{}]: {text}",
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec,
-        std::process::id()
-    )
+/// A logger for one part of the daemon, tagged `<syslog_name>/<daemon>`.
+fn logger(cf: &MainCf, host: &str, daemon: &str) -> Result<crate::logging::Logger, String> {
+    let dest = crate::logging::Destination::open(&cf.get("log_destination").map_err(err_cf)?)?;
+    let tag = format!("{}/{daemon}", cf.get("syslog_name").map_err(err_cf)?);
+    Ok(crate::logging::Logger::new(Arc::new(dest), host, &tag))
 }
 
 /// What every part of the daemon derives from the configuration.
@@ -197,11 +179,8 @@ fn smtp_listener(
     };
     let mut server = c.server.clone();
     server.host_aliases.extend(aliases.iter().cloned());
-    let syslog_name = cf.get("syslog_name").map_err(e)?;
-    let (host, tag) = (c.hostname.clone(), format!("{syslog_name}/smtpd"));
-    let log: Arc<server::LogFn> = Arc::new(move |text: &str| {
-        let _ = writeln!(std::io::stderr(), "{}", log_line(&host, &tag, text));
-    });
+    let log = logger(cf, &c.hostname, "smtpd")?;
+    let log: Arc<server::LogFn> = Arc::new(move |text: &str| log.log(text));
     let minute = std::time::Duration::from_secs(60);
     Ok(Listener {
         policy,
@@ -423,11 +402,8 @@ fn start(
         pid: std::process::id(),
         connection_id: 0,
     };
-    let syslog_name = cf.get("syslog_name").map_err(err_cf)?;
-    let (host, tag) = (c.hostname.clone(), format!("{syslog_name}/auth"));
-    let log: Box<server::LogFn> = Box::new(move |text: &str| {
-        let _ = writeln!(std::io::stderr(), "{}", log_line(&host, &tag, text));
-    });
+    let auth_log = logger(&cf, &c.hostname, "auth")?;
+    let log: Box<server::LogFn> = Box::new(move |text: &str| auth_log.log(text));
     let dovecot_spec = socket_spec(&cf, "dovecot_auth_socket")?;
     let saslauthd_spec = socket_spec(&cf, "saslauthd_socket")?;
     let wrapper = cf.get_bool("smtpd_tls_wrappermode").map_err(err_cf)?;

@@ -1,0 +1,138 @@
+//! Log lines in Postfix's format, so existing log readers and fail2ban
+//! filters work: `Mon DD HH:MM:SS host <syslog_name>/<daemon>[pid]: text`
+//! on stderr or in a file, or the same through syslog (`/dev/log`, facility
+//! mail), where the syslog daemon adds time and host as it does for
+//! Postfix. Callers never pass secrets.
+
+use std::io::Write;
+use std::os::unix::net::UnixDatagram;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Where lines go.
+pub enum Destination {
+    Stderr,
+    File(Mutex<std::fs::File>),
+    Syslog(UnixDatagram),
+}
+
+impl Destination {
+    /// `stderr`, `syslog`, or a file path (appended to).
+    pub fn open(spec: &str) -> Result<Destination, String> {
+        match spec {
+            "" | "stderr" => Ok(Destination::Stderr),
+            "syslog" => {
+                let sock = UnixDatagram::unbound().map_err(|e| format!("syslog: {e}"))?;
+                sock.connect("/dev/log")
+                    .map_err(|e| format!("syslog: /dev/log: {e}"))?;
+                Ok(Destination::Syslog(sock))
+            }
+            path => std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map(|f| Destination::File(Mutex::new(f)))
+                .map_err(|e| format!("{path}: {e}")),
+        }
+    }
+}
+
+/// `Mon DD HH:MM:SS` in local time, as syslog writes it.
+pub fn timestamp() -> String {
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as libc::time_t;
+    // SAFETY: tm is plain data; localtime_r fills it from t.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    unsafe { libc::localtime_r(&t, &mut tm) };
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.get(tm.tm_mon as usize).copied().unwrap_or("Jan");
+    format!(
+        "{month} {:>2} {:02}:{:02}:{:02}",
+        tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec
+    )
+}
+
+/// One daemon's logger (`tag` like `smtpd-auth/smtpd`).
+pub struct Logger {
+    dest: std::sync::Arc<Destination>,
+    host: String,
+    tag: String,
+}
+
+impl Logger {
+    pub fn new(dest: std::sync::Arc<Destination>, host: &str, tag: &str) -> Logger {
+        Logger {
+            dest,
+            host: host.to_string(),
+            tag: tag.to_string(),
+        }
+    }
+
+    /// The line as written to a file or stderr.
+    pub fn format(&self, text: &str) -> String {
+        format!(
+            "{} {} {}[{}]: {text}",
+            timestamp(),
+            self.host,
+            self.tag,
+            std::process::id()
+        )
+    }
+
+    pub fn log(&self, text: &str) {
+        // Control characters from a peer never reach the log verbatim.
+        let text: String = text
+            .chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect();
+        match &*self.dest {
+            Destination::Stderr => {
+                let _ = writeln!(std::io::stderr(), "{}", self.format(&text));
+            }
+            Destination::File(f) => {
+                if let Ok(mut f) = f.lock() {
+                    let _ = writeln!(f, "{}", self.format(&text));
+                }
+            }
+            Destination::Syslog(sock) => {
+                // facility mail (2); warning (4) or info (6).
+                let severity = if text.starts_with("warning:") { 4 } else { 6 };
+                let msg = format!(
+                    "<{}>{} {}[{}]: {text}",
+                    2 * 8 + severity,
+                    timestamp(),
+                    self.tag,
+                    std::process::id()
+                );
+                let _ = sock.send(msg.as_bytes());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postfix_format_and_control_characters() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let dest = std::sync::Arc::new(Destination::open(path.to_str().unwrap()).unwrap());
+        let l = Logger::new(dest, "mx.example.org", "smtpd-auth/smtpd");
+        l.log("warning: unknown[192.0.2.1]: SASL PLAIN authentication failed: x\r\ninjected");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let line = text.lines().next().unwrap();
+        assert!(line.contains(" mx.example.org smtpd-auth/smtpd["), "{line}");
+        assert!(
+            line.ends_with("authentication failed: x??injected"),
+            "{line}"
+        );
+        assert_eq!(text.lines().count(), 1);
+        assert!(Destination::open("/nonexistent/dir/log").is_err());
+    }
+}

@@ -1,0 +1,173 @@
+//! The shipped fail2ban filter (dist/fail2ban) against real smtpd-auth log
+//! lines, checked with Debian's `fail2ban-regex`: it matches every failed
+//! AUTH and no successful one; and with a `postfix-...` syslog_name,
+//! Debian's stock `postfix[mode=auth]` filter matches the failures too.
+mod common;
+use common::*;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SMTPD_AUTH: &str = env!("CARGO_BIN_EXE_smtpd-auth");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Run smtpd-auth, make `good` successful and `bad` failed logins per
+/// mechanism with swaks, and return the log file.
+fn produce_log(s: &Scratch, syslog_name: &str, good: usize, bad: usize) -> PathBuf {
+    let db = s.db();
+    let o = s.run(
+        SASLPASSWD,
+        &[
+            "-p",
+            "-c",
+            "-u",
+            "example.org",
+            "-f",
+            db.to_str().unwrap(),
+            "alice",
+        ],
+        Some(b"alice-pw"),
+    );
+    assert!(o.status.success());
+    s.conf("smtpd", &format!("sasldb_path: {}\n", db.display()));
+    let port = free_port();
+    let log = s.path(format!("{syslog_name}.log").as_str());
+    let mut child = Command::new(SMTPD_AUTH)
+        .env("SASL_CONF_PATH", s.conf_dir())
+        .args([
+            "-o",
+            "myhostname=mx.example.org",
+            "-o",
+            "smtpd_sasl_local_domain=example.org",
+        ])
+        .args([
+            "-o",
+            "mydestination=example.org",
+            "-o",
+            "smtpd_tls_security_level=none",
+            "-o",
+            "mail_owner=root",
+        ])
+        .arg("-o")
+        .arg(format!("syslog_name={syslog_name}"))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .stderr(std::fs::File::create(&log).unwrap())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for mech in ["PLAIN", "LOGIN", "CRAM-MD5"] {
+        for (n, pw) in [(good, "alice-pw"), (bad, "wrong")] {
+            for _ in 0..n {
+                let o = Command::new("swaks")
+                    .args([
+                        "--server",
+                        "127.0.0.1",
+                        "--port",
+                        &port.to_string(),
+                        "--quit-after",
+                        "AUTH",
+                    ])
+                    .args([
+                        "--auth",
+                        mech,
+                        "--auth-user",
+                        "alice",
+                        "--auth-password",
+                        pw,
+                    ])
+                    .output()
+                    .expect(
+                        "swaks (apt-get install swaks libauthen-sasl-perl libdigest-hmac-perl)",
+                    );
+                assert_eq!(
+                    o.status.success(),
+                    pw == "alice-pw",
+                    "{}",
+                    String::from_utf8_lossy(&o.stdout)
+                );
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    log
+}
+
+/// fail2ban-regex's "matched" count.
+fn matched(log: &Path, filter: &str) -> usize {
+    let o = Command::new("fail2ban-regex")
+        .arg(log)
+        .arg(filter)
+        .output()
+        .expect("fail2ban-regex (apt-get install fail2ban)");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("Lines:"))
+        .unwrap_or_else(|| panic!("no summary: {out}"));
+    // "Lines: 12 lines, 0 ignored, 6 matched, 6 missed"
+    line.split(',')
+        .find(|p| p.trim().ends_with("matched"))
+        .and_then(|p| p.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"))
+}
+
+/// Our filter beside a copy of fail2ban's common.conf, which it includes.
+fn our_filter(s: &Scratch) -> String {
+    let dir = s.path("filter.d");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        "/etc/fail2ban/filter.d/common.conf",
+        dir.join("common.conf"),
+    )
+    .expect("/etc/fail2ban/filter.d/common.conf (apt-get install fail2ban)");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/fail2ban/filter.d/smtpd-auth.conf");
+    std::fs::copy(&src, dir.join("smtpd-auth.conf")).unwrap();
+    dir.join("smtpd-auth.conf").display().to_string()
+}
+
+#[test]
+fn shipped_filter_matches_failures_only() {
+    let s = Scratch::new();
+    let log = produce_log(&s, "smtpd-auth", 2, 3);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.matches("authentication failed").count(), 9, "{text}");
+    assert_eq!(matched(&log, &our_filter(&s)), 9);
+    // A log with successes only matches nothing.
+    let s2 = Scratch::new();
+    let ok_only = produce_log(&s2, "smtpd-auth", 2, 0);
+    assert_eq!(matched(&ok_only, &our_filter(&s2)), 0);
+}
+
+#[test]
+fn debian_postfix_filter_matches_with_a_postfix_syslog_name() {
+    let s = Scratch::new();
+    let log = produce_log(&s, "postfix-submission", 1, 2);
+    assert_eq!(matched(&log, "postfix[mode=auth]"), 6);
+    // And not with our default name (Postfix's filter wants postfix*/...).
+    let s2 = Scratch::new();
+    let log2 = produce_log(&s2, "smtpd-auth", 0, 1);
+    assert_eq!(matched(&log2, "postfix[mode=auth]"), 0);
+    assert_eq!(matched(&log2, &our_filter(&s2)), 3);
+}
