@@ -153,7 +153,7 @@ pub const PARAMS: &[Param] = &[
     Param {
         name: "smtpd_tls_cert_file",
         default: "",
-        help: "PEM certificate chain (default: a self-signed one made at start)",
+        help: "PEM certificate chain (default: a self-signed one, made once in the state directory)",
     },
     Param {
         name: "smtpd_tls_key_file",
@@ -224,6 +224,11 @@ pub const PARAMS: &[Param] = &[
         name: "smtpd_client_auth_rate_limit",
         default: "0",
         help: "AUTH commands per client per minute (mynetworks exempt; 0: no limit)",
+    },
+    Param {
+        name: "smtpd_auth_state_dir",
+        default: "",
+        help: "state directory, for the self-signed certificate made when none is configured (default: /var/lib/smtpd-auth as root, else ~/.local/state/smtpd-auth)",
     },
     Param {
         name: "log_destination",

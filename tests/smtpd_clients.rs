@@ -786,3 +786,84 @@ fn drops_root_for_mail_owner() {
     );
     assert!(ok && out.contains("235"), "{out}");
 }
+
+#[test]
+fn self_signed_certificate_is_made_once_in_the_state_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    let db = s.db();
+    let o = s.run(
+        SASLPASSWD,
+        &[
+            "-p",
+            "-c",
+            "-u",
+            "example.org",
+            "-f",
+            db.to_str().unwrap(),
+            "alice",
+        ],
+        Some(b"pw"),
+    );
+    assert!(o.status.success());
+    s.conf("smtpd", &format!("sasldb_path: {}\n", db.display()));
+    let state = s.path("state");
+    let start = |port: u16| {
+        let c = Command::new(SMTPD_AUTH)
+            .env("SASL_CONF_PATH", s.conf_dir())
+            .args(["-o", "myhostname=mx.example.org", "-o", "mail_owner=root"])
+            .arg("-o")
+            .arg(format!("smtpd_auth_state_dir={}", state.display()))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_port(port);
+        c
+    };
+    let port = free_port();
+    let mut c = start(port);
+    let cert = state.join("tls/cert.pem");
+    let first = std::fs::read(&cert).expect("certificate made");
+    let key_mode = std::fs::metadata(state.join("tls/key.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(key_mode & 0o777, 0o600);
+    // STARTTLS works with it, and AUTH is then offered (TLS-only by default).
+    let (ok, out) = swaks_port(port, &["--tls", "--quit-after", "EHLO"]);
+    assert!(ok && out.contains("250-AUTH"), "{out}");
+    let _ = c.kill();
+    let _ = c.wait();
+    let port = free_port();
+    let mut c = start(port);
+    assert_eq!(
+        std::fs::read(&cert).unwrap(),
+        first,
+        "a restart kept the certificate"
+    );
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
+#[test]
+fn commands_pipelined_behind_starttls_are_never_run() {
+    use std::io::Write;
+    let d = Daemon::start(&[]);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // The injected MAIL FROM rides in the same packet as STARTTLS (the
+    // CVE-2011-0411 attack): it must not be answered in plaintext or run.
+    s.write_all(b"EHLO x\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    s.write_all(b"STARTTLS\r\nMAIL FROM:<injected@example.org>\r\n")
+        .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert!(!out.contains("2.1.0"), "injected command answered: {out}");
+    assert!(
+        out.contains("554 5.5.0 Error: SMTP protocol synchronization"),
+        "{out}"
+    );
+}

@@ -267,11 +267,13 @@ fn tls_config(cf: &MainCf, hostname: &str) -> Result<Option<tokio_rustls::TlsAcc
             (certs, key)
         }
         None => {
-            let ck = rcgen::generate_simple_self_signed(vec![hostname.to_string()])
-                .map_err(|x| x.to_string())?;
-            let key = PrivateKeyDer::try_from(ck.signing_key.serialize_der())
-                .map_err(|x| x.to_string())?;
-            (vec![ck.cert.der().clone()], key)
+            let (cert, key) = self_signed(cf, hostname)?;
+            let certs = CertificateDer::pem_file_iter(&cert)
+                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+                .map_err(|x| format!("{}: {x}", cert.display()))?;
+            let key = PrivateKeyDer::from_pem_file(&key)
+                .map_err(|x| format!("{}: {x}", key.display()))?;
+            (certs, key)
         }
     };
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
@@ -284,6 +286,58 @@ fn tls_config(cf: &MainCf, hostname: &str) -> Result<Option<tokio_rustls::TlsAcc
     Ok(Some(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(
         config,
     ))))
+}
+
+/// The state directory: `smtpd_auth_state_dir`, else /var/lib/smtpd-auth
+/// for root, else `$XDG_STATE_HOME/smtpd-auth` (~/.local/state/smtpd-auth).
+fn state_dir(cf: &MainCf) -> Result<PathBuf, String> {
+    if let Some(p) = cf.get_path("smtpd_auth_state_dir").map_err(err_cf)? {
+        return Ok(p);
+    }
+    if nix::unistd::geteuid().is_root() {
+        return Ok(PathBuf::from("/var/lib/smtpd-auth"));
+    }
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .ok_or("no state directory: set smtpd_auth_state_dir")?;
+    Ok(base.join("smtpd-auth"))
+}
+
+/// A self-signed certificate for `hostname`, made once and kept in the
+/// state directory (key 0600), so clients that pin it keep working.
+fn self_signed(cf: &MainCf, hostname: &str) -> Result<(PathBuf, PathBuf), String> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let dir = state_dir(cf)?.join("tls");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    if cert.exists() && key.exists() {
+        return Ok((cert, key));
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|x| format!("{}: {x}", dir.display()))?;
+    let ck =
+        rcgen::generate_simple_self_signed(vec![hostname.to_string(), "localhost".to_string()])
+            .map_err(|x| x.to_string())?;
+    let write = |path: &PathBuf, text: String, mode: u32| -> Result<(), String> {
+        let tmp = path.with_extension("tmp");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)
+            .map_err(|x| format!("{}: {x}", tmp.display()))?;
+        f.write_all(text.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(|x| format!("{}: {x}", tmp.display()))?;
+        std::fs::rename(&tmp, path).map_err(|x| format!("{}: {x}", path.display()))
+    };
+    write(&key, ck.signing_key.serialize_pem(), 0o600)?;
+    write(&cert, ck.cert.pem(), 0o644)?;
+    Ok((cert, key))
 }
 
 /// Where the configuration comes from, so SIGHUP can read it again.
