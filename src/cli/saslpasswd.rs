@@ -62,6 +62,22 @@ Batch input:
   an interrupted run leaves the store as it was. Running the same batch again changes
   nothing. A summary goes to standard output.
 
+Doctor:
+  --doctor checks the store (exists, opens, owner and modes, and that Postfix's mail_owner really
+  opens it: the check runs as that user), the copy in Postfix's chroot (present, same content, not
+  a hard link, lock file group-writable), the SASL config Postfix's libsasl reads
+  (<config_dir>/sasl/<smtpd_sasl_path>.conf first; pwcheck_method, auxprop_plugin, mech_list against
+  smtpd_sasl_security_options, CRAM-MD5/DIGEST-MD5 without userPassword), the realm Postfix looks
+  up, main.cf (smtpd_sasl_auth_enable, permit_sasl_authenticated before reject_unauth_destination,
+  smtpd_tls_auth_only) and which database format the installed sasldb plugin reads. Findings are
+  grouped as ok, warning and error, each problem with a fix. --fix sets owner and modes of the
+  store and the copy and publishes the copy (replacing a hard link; run `postfix reload` then).
+  Exit status 0 when no error remains, 1 otherwise. --json prints one object:
+    {\"schema\": \"sasldb-doctor/1\", \"store\": PATH, \"errors\": N, \"warnings\": N, \"fixed\": N,
+     \"findings\": [{\"id\", \"level\": \"ok\"|\"warning\"|\"error\", \"subject\", \"message\",
+                   \"hint\": string|null, \"fixed\": bool, \"was\": string|null}]}
+  Ids are stable (store.perms, chroot.content, realm.postfix, ...); fields are only ever added.
+
 Files:
   /etc/sasldb2             default store (-f, or sasldb_path in <appname>.conf, overrides)
   /etc/sasldb2-lock        LMDB lock file; readers need write access to it
@@ -194,6 +210,12 @@ struct Options {
 
 /// Run the tool; returns the exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let args: Vec<OsString> = args.into_iter().collect();
+    // The doctor's probe: this binary re-run as Postfix's user to open a
+    // store read-only. Internal, so not in the help.
+    if args.get(1).is_some_and(|a| a == postfix::doctor::PROBE_ARG) {
+        return postfix::doctor::probe_main(&args[2..]);
+    }
     let mut args = args.into_iter();
     let argv0 = args.next();
     let prog = super::prog_name(argv0.as_deref(), "saslpasswd");
