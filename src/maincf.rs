@@ -163,7 +163,7 @@ pub const PARAMS: &[Param] = &[
     Param {
         name: "smtpd_tls_security_level",
         default: "may",
-        help: "none (no STARTTLS) or may",
+        help: "none (no STARTTLS), may (STARTTLS offered) or encrypt (no MAIL or AUTH before STARTTLS)",
     },
     Param {
         name: "message_size_limit",

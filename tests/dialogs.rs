@@ -40,6 +40,7 @@ fn run_dialog(name: &str, text: &str) {
         auth_enabled: true,
         auth_needs_tls: header(text, "tls_auth_only") == Some("yes"),
         tls_available: true,
+        tls_required: header(text, "tls_level") == Some("encrypt"),
         mechanisms_plain: vec!["SCRAM-SHA-256", "PLAIN", "LOGIN"],
         mechanisms_tls: vec!["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "PLAIN", "LOGIN"],
         broken_auth_clients: false,

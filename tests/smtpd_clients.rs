@@ -867,3 +867,79 @@ fn commands_pipelined_behind_starttls_are_never_run() {
         "{out}"
     );
 }
+
+#[test]
+fn a_user_added_while_running_logs_in_without_a_restart() {
+    let d = Daemon::start(&[]);
+    let (ok, _) = swaks(
+        &d,
+        &[
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            "carol",
+            "--auth-password",
+            "carol-pw",
+            "--quit-after",
+            "AUTH",
+        ],
+    );
+    assert!(!ok);
+    let db = d.s.db();
+    let o = d.s.run(
+        SASLPASSWD,
+        &[
+            "-p",
+            "-c",
+            "-u",
+            "example.org",
+            "-f",
+            db.to_str().unwrap(),
+            "carol",
+        ],
+        Some(b"carol-pw"),
+    );
+    assert!(o.status.success());
+    let (ok, out) = swaks(
+        &d,
+        &[
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            "carol",
+            "--auth-password",
+            "carol-pw",
+            "--quit-after",
+            "AUTH",
+        ],
+    );
+    assert!(ok && out.contains("235"), "{out}");
+    // And a deleted one stops at once.
+    let o = d.s.run(
+        SASLPASSWD,
+        &[
+            "-d",
+            "-u",
+            "example.org",
+            "-f",
+            db.to_str().unwrap(),
+            "carol",
+        ],
+        None,
+    );
+    assert!(o.status.success());
+    let (ok, _) = swaks(
+        &d,
+        &[
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            "carol",
+            "--auth-password",
+            "carol-pw",
+            "--quit-after",
+            "AUTH",
+        ],
+    );
+    assert!(!ok);
+}

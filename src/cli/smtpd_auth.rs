@@ -167,6 +167,10 @@ fn smtp_listener(
         auth_enabled: cf.get_bool("smtpd_sasl_auth_enable").map_err(e)?,
         auth_needs_tls,
         tls_available: tls.is_some(),
+        tls_required: cf
+            .get("smtpd_tls_security_level")
+            .map_err(e)?
+            .eq_ignore_ascii_case("encrypt"),
         mechanisms_plain: offered(cf, &c.cyrus, "smtpd_sasl_security_options", false)?,
         mechanisms_tls: offered(cf, &c.cyrus, "smtpd_sasl_tls_security_options", true)?,
         broken_auth_clients: cf.get_bool("broken_sasl_auth_clients").map_err(e)?,

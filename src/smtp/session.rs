@@ -55,6 +55,8 @@ pub struct Policy {
     pub auth_needs_tls: bool,
     /// TLS is configured, so STARTTLS is offered.
     pub tls_available: bool,
+    /// `smtpd_tls_security_level = encrypt`: no mail or AUTH before TLS.
+    pub tls_required: bool,
     /// Mechanisms without and with TLS (SCRAM -PLUS only with TLS).
     pub mechanisms_plain: Vec<&'static str>,
     pub mechanisms_tls: Vec<&'static str>,
@@ -348,6 +350,13 @@ impl Session {
             Ok(c) => c,
             Err(e) => return self.error(one(e.code, &format!("{} {}", e.enhanced, e.text))),
         };
+        let needs_tls = matches!(
+            cmd,
+            Command::Mail { .. } | Command::Rcpt(_) | Command::Data | Command::Auth { .. }
+        );
+        if needs_tls && self.policy.tls_required && !self.tls {
+            return self.error(one(530, "5.7.0 Must issue a STARTTLS command first"));
+        }
         match cmd {
             Command::Helo(name) | Command::Ehlo(name)
                 if matches!(self.stage, Stage::Mail | Stage::Rcpt) =>
