@@ -501,6 +501,14 @@ fn start(
     }
     signals.thread_block().map_err(|x| x.to_string())?;
     let shared = Arc::new(Shared::new(store, c.server.clone(), dovecot, limiter, log));
+    if let Some(path) = &c.cyrus.path {
+        for key in c.cyrus.unknown_keys() {
+            (shared.log)(&format!(
+                "warning: {}: option {key} is not used by smtpd-auth (ignored)",
+                path.display()
+            ));
+        }
+    }
     let mut bound = Vec::new();
     for (spec, handler, what) in [
         (
