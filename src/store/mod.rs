@@ -33,6 +33,12 @@ pub const CREATE_MODE: u32 = 0o660;
 /// user table, but a bound so a runaway writer cannot map without limit.
 pub const MAX_MAP_SIZE: usize = 1 << 40;
 
+/// How often a transaction start re-adopts a map another process grew
+/// before giving up. Growth only goes up and stops once every writer has
+/// room, so this converges; the bound only stops a pathological loop (many
+/// writers each doubling the map in turn needed more than a handful).
+const MAX_RESIZE_RETRIES: usize = 1000;
+
 /// LMDB data-file magic, found in the meta page right after the 16-byte page
 /// header. Checked before opening so a foreign file is refused without LMDB
 /// leaving a `-lock` file beside it.
@@ -352,7 +358,18 @@ impl Store {
         let env = builder
             .open_with_permissions(path, CREATE_MODE)
             .map_err(|e| StoreError::open(path, writable, e))?;
-        let db = env.open_db(None).map_err(|e| StoreError::lmdb(path, e))?;
+        // Opening the database takes a transaction, which meets another
+        // process's map growth like any other.
+        let mut tries = 0;
+        let db = loop {
+            match env.open_db(None) {
+                Err(lmdb::Error::MapResized) if tries < MAX_RESIZE_RETRIES => {
+                    tries += 1;
+                    env.set_map_size(0).map_err(|e| StoreError::lmdb(path, e))?;
+                }
+                other => break other.map_err(|e| StoreError::lmdb(path, e))?,
+            }
+        };
         Ok(Store {
             path: path.to_path_buf(),
             env: Some((env, db)),
@@ -380,7 +397,7 @@ impl Store {
         let Some((env, db)) = &self.env else {
             return f(&ReadView { txn: None });
         };
-        for _ in 0..3 {
+        for _ in 0..MAX_RESIZE_RETRIES {
             let _shared = self.resize.read().unwrap_or_else(|p| p.into_inner());
             match env.begin_ro_txn() {
                 Ok(txn) => {
@@ -459,7 +476,7 @@ impl Store {
             let shared = self.resize.read().unwrap_or_else(|p| p.into_inner());
             let txn = match env.begin_rw_txn() {
                 Ok(t) => t,
-                Err(lmdb::Error::MapResized) if resized < 3 => {
+                Err(lmdb::Error::MapResized) if resized < MAX_RESIZE_RETRIES => {
                     resized += 1;
                     drop(shared);
                     self.adopt_map_size()?;
