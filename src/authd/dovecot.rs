@@ -202,11 +202,13 @@ impl Session {
             return;
         }
         let mut client = None;
+        let mut local = None;
         let mut secured = false;
         let mut resp: Option<&str> = None;
         for p in &f[3..] {
             match p.split_once('=') {
                 Some(("rip", v)) if !v.is_empty() => client = Some(v.to_string()),
+                Some(("lip", v)) if !v.is_empty() => local = Some(v),
                 Some(("resp", v)) => resp = Some(v),
                 None if *p == "secured" => secured = true,
                 _ => {}
@@ -253,7 +255,21 @@ impl Session {
             ));
             return;
         }
-        let Some(mechanism) = mech::new_mechanism(name, &self.server) else {
+        // A DIGEST-MD5 digest-uri may name the server by the address the
+        // client connected to (`smtp/127.0.0.1`, as swaks sends; Cyrus and
+        // Dovecot accept it): Postfix passes that address as `lip=`.
+        let with_lip;
+        let server = match local {
+            Some(ip) if name == "DIGEST-MD5" => {
+                let mut s = self.server.clone();
+                s.host_aliases.push(ip.to_string());
+                s.host_aliases.push(format!("[{ip}]"));
+                with_lip = s;
+                &with_lip
+            }
+            _ => &self.server,
+        };
+        let Some(mechanism) = mech::new_mechanism(name, server) else {
             Self::fail(out, &id, "Unsupported authentication mechanism");
             return;
         };

@@ -176,14 +176,22 @@ pub fn handle_dovecot(mut conn: UnixStream, shared: &Shared) {
     }
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = [0u8; 8192];
+    let mut current_timeout = None;
     loop {
         let timeout = if buf.is_empty() {
             IDLE_TIMEOUT
         } else {
             PARTIAL_TIMEOUT
         };
-        let _ = conn.set_read_timeout(Some(timeout));
+        // One setsockopt per change of state, not per line.
+        if current_timeout != Some(timeout) {
+            let _ = conn.set_read_timeout(Some(timeout));
+            current_timeout = Some(timeout);
+        }
         let n = match conn.read(&mut chunk) {
+            // A signal handler ran (glibc's setuid() signals every thread
+            // when the daemon drops privileges): not the client's doing.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
@@ -231,6 +239,7 @@ pub fn handle_saslauthd(mut conn: UnixStream, shared: &Shared) {
             saslauthd::Parse::Incomplete => {}
         }
         match conn.read(&mut chunk) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Ok(0) | Err(_) => return, // short read: close without reply
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }

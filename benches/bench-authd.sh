@@ -1,0 +1,287 @@
+#!/usr/bin/env bash
+# benches/bench-authd.sh [SESSIONS] [REPEATS]
+#
+# AUTH throughput through a real Postfix smtpd, two ways, same run:
+#   cyrus: Postfix with Cyrus libsasl, auxprop sasldb: a Berkeley DB file
+#          made with Debian's saslpasswd2 (the reference lab's setup,
+#          shared/anchors/setup.sh, but a scratch instance);
+#   ours:  the same Postfix with smtpd_sasl_type = dovecot on smtpd-auth's
+#          Dovecot socket (release build), our LMDB store made with our
+#          saslpasswd.
+# Both are scratch instances (own config, queue and data directories under a
+# temp dir; smtpd unchrooted on 127.0.0.1, free ports; every transport is
+# discard:, mynetworks excludes 127.0.0.1). /etc/postfix, /var/spool/postfix
+# and /etc/sasldb2 are not touched.
+#
+# Load: shared/anchors/bench-auth.py, "nomail" sessions (connect, EHLO,
+# AUTH, QUIT) at concurrency C, for each mechanism in MECHS; cyrus and ours
+# interleaved repeat by repeat (order alternating) so machine drift hits
+# both alike; medians over the repeats. Reports sessions/s for both, the
+# ratio ours/cyrus (goal: >= 1), CPU per session of smtpd and of the whole
+# server side (Postfix's busy processes, plus smtpd-auth for ours), and our
+# daemon's CPU per authentication (utime+stime of /proc/<pid>/stat over the
+# run / sessions completed). The machine is shared with whatever else runs:
+# bench-auth.py flags runs where other processes used > 0.6 cores (noisy).
+#
+# Env: SESSIONS[3000] per run, REPEATS[3], C[8], MECHS["plain cram-md5"]
+#      (any of plain login cram-md5 digest-md5 scram-sha-1 scram-sha-256),
+#      MAX_SECONDS[30] per run, QUIET_WAIT[10] (s to wait for a quiet
+#      machine before each run), SASLDB_SHARED[<this dir>/../../shared],
+#      RES[target/bench-authd/<stamp>] (json of every run, logs, summary).
+# Needs: root, cargo, python3, postfix, sasl2-bin, libsasl2-modules,
+#        libsasl2-modules-db (Debian packages).
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+SHARED=${SASLDB_SHARED:-$HERE/../../shared}
+SHARED=$(cd "$SHARED" 2>/dev/null && pwd) || {
+  echo "shared/ not found (set SASLDB_SHARED)" >&2; exit 1; }
+LOADGEN=$SHARED/anchors/bench-auth.py
+[[ -f "$LOADGEN" ]] || { echo "missing $LOADGEN" >&2; exit 1; }
+SESSIONS=${1:-${SESSIONS:-3000}}
+REPEATS=${2:-${REPEATS:-3}}
+C=${C:-8}
+MECHS=${MECHS:-plain cram-md5}
+MAX_SECONDS=${MAX_SECONDS:-30}
+QUIET_WAIT=${QUIET_WAIT:-10}
+REALM=lab.example
+MYHOST=mx.lab.example
+
+[[ $(id -u) -eq 0 ]] || { echo "bench-authd.sh: run as root (Postfix's master)" >&2; exit 1; }
+need() { command -v "$1" >/dev/null || { echo "$1 missing (apt-get install $2)" >&2; exit 1; }; }
+need python3 python3
+need postfix postfix
+need postconf postfix
+need saslpasswd2 sasl2-bin
+need cargo cargo
+[[ -e /usr/lib/x86_64-linux-gnu/sasl2/libsasldb.so || -n $(find /usr/lib -name 'libsasldb.so*' -print -quit 2>/dev/null) ]] ||
+  { echo "Cyrus sasldb auxprop plugin missing (apt-get install libsasl2-modules-db)" >&2; exit 1; }
+
+echo "# building: cargo build --release (smtpd-auth, saslpasswd)" >&2
+(cd "$ROOT" && cargo build --release --quiet --bin smtpd-auth --bin saslpasswd)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+SMTPD_AUTH=$TARGET/release/smtpd-auth
+OUR_PW=$TARGET/release/saslpasswd
+
+RES=${RES:-$TARGET/bench-authd/$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$RES"
+RES=$(cd "$RES" && pwd)
+W=$(mktemp -d /tmp/bench-authd.XXXXXX)
+chmod 0755 "$W"   # Postfix's unprivileged processes reach sockets and files below
+
+DAEMON_PID=
+cleanup() {
+  for inst in cyrus ours; do
+    [[ -f $W/$inst/postfix/main.cf ]] && postfix -c "$W/$inst/postfix" stop >/dev/null 2>&1 || true
+  done
+  if [[ -n $DAEMON_PID ]]; then kill "$DAEMON_PID" 2>/dev/null || true; wait "$DAEMON_PID" 2>/dev/null || true; fi
+  for inst in cyrus ours; do
+    [[ -f $W/$inst/maillog ]] && cp "$W/$inst/maillog" "$RES/maillog-$inst.txt" 2>/dev/null || true
+  done
+  [[ -f $W/smtpd-auth.log ]] && cp "$W/smtpd-auth.log" "$RES/" || true
+  rm -rf "$W"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# A scratch Postfix instance: $1 name, $2 port, $3 SASL main.cf lines.
+make_instance() {
+  local name=$1 port=$2 sasl=$3 d=$W/$1
+  mkdir -p "$d/postfix"
+  cat > "$d/postfix/main.cf" <<EOF
+# bench-authd.sh scratch instance "$name"
+compatibility_level = 3.6
+queue_directory = $d/queue
+data_directory = $d/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = $MYHOST
+mydomain = $REALM
+myorigin = \$myhostname
+smtpd_banner = \$myhostname ESMTP Postfix ($name)
+biff = no
+append_dot_mydomain = no
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 192.0.2.0/24
+mydestination =
+relay_domains =
+relayhost =
+local_recipient_maps =
+alias_maps =
+alias_database =
+default_transport = discard:no-egress
+relay_transport = discard:no-egress
+local_transport = discard:no-local
+virtual_transport = discard:no-virtual
+smtp_tls_security_level = none
+smtpd_tls_security_level = none
+maillog_file_prefixes = $W
+maillog_file = $d/maillog
+smtpd_sasl_auth_enable = yes
+smtpd_sasl_local_domain = $REALM
+smtpd_sasl_security_options = noanonymous
+smtpd_sasl_authenticated_header = no
+smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
+$sasl
+EOF
+  cat > "$d/postfix/master.cf" <<EOF
+127.0.0.1:$port inet n - n - - smtpd
+cleanup unix n - n - 0 cleanup
+qmgr unix n - n 300 1 qmgr
+rewrite unix - - n - - trivial-rewrite
+bounce unix - - n - 0 bounce
+defer unix - - n - 0 bounce
+trace unix - - n - 0 bounce
+verify unix - - n - 1 verify
+flush unix n - n 1000? 0 flush
+proxymap unix - - n - - proxymap
+discard unix - - n - - discard
+error unix - - n - - error
+retry unix - - n - - error
+anvil unix - - n - 1 anvil
+scache unix - - n - 1 scache
+postlog unix-dgram n - n - 1 postlogd
+EOF
+  # postfix check runs post-install create-missing: the queue's
+  # subdirectories and the data directory, with the right owners.
+  install -d -m 0755 "$d/queue"
+  postfix -c "$d/postfix" check >/dev/null 2>&1 || postfix -c "$d/postfix" check
+}
+
+PORT_CYRUS=$(free_port)
+PORT_OURS=$(free_port)
+while [[ $PORT_OURS == "$PORT_CYRUS" ]]; do PORT_OURS=$(free_port); done
+MECH_LIST="PLAIN LOGIN CRAM-MD5 DIGEST-MD5 SCRAM-SHA-1 SCRAM-SHA-256"
+
+# ---- cyrus: Debian's libsasl, auxprop sasldb (Berkeley DB) ----
+make_instance cyrus "$PORT_CYRUS" "smtpd_sasl_type = cyrus
+smtpd_sasl_path = smtpd
+cyrus_sasl_config_path = $W/cyrus/postfix/sasl"
+# Debian's Postfix reads Cyrus's smtpd.conf from \$config_directory/sasl.
+mkdir -p "$W/cyrus/postfix/sasl" "$W/cyrus/db"
+cat > "$W/cyrus/postfix/sasl/smtpd.conf" <<EOF
+pwcheck_method: auxprop
+auxprop_plugin: sasldb
+sasldb_path: $W/cyrus/db/sasldb2
+mech_list: $MECH_LIST
+EOF
+printf '%s' alice-secret | saslpasswd2 -f "$W/cyrus/db/sasldb2" -p -c -u "$REALM" alice
+chown root:postfix "$W/cyrus/db/sasldb2"; chmod 0640 "$W/cyrus/db/sasldb2"
+
+# ---- ours: Postfix -> Dovecot protocol -> smtpd-auth -> LMDB store ----
+make_instance ours "$PORT_OURS" "smtpd_sasl_type = dovecot
+smtpd_sasl_path = private/auth"
+mkdir -p "$W/conf"
+printf 'sasldb_path: %s\nmech_list: %s\n' "$W/sasldb2" "$MECH_LIST" > "$W/conf/smtpd.conf"
+printf '%s' alice-secret | SASL_CONF_PATH=$W/conf "$OUR_PW" -p -c -u "$REALM" -f "$W/sasldb2" alice
+cat > "$W/smtpd-auth.cf" <<EOF
+myhostname = $MYHOST
+smtpd_sasl_local_domain = $REALM
+cyrus_sasl_config_path = $W/conf
+smtpd_sasl_path = smtpd
+dovecot_auth_socket = $W/ours/queue/private/auth
+dovecot_auth_socket_group = postfix
+EOF
+"$SMTPD_AUTH" -c "$W/smtpd-auth.cf" </dev/null 2>"$W/smtpd-auth.log" &
+DAEMON_PID=$!
+for _ in $(seq 100); do grep -q ' ready; ' "$W/smtpd-auth.log" && break; sleep 0.05; done
+grep -q ' ready; ' "$W/smtpd-auth.log" || { cat "$W/smtpd-auth.log" >&2; echo "smtpd-auth did not start" >&2; exit 1; }
+
+postfix -c "$W/cyrus/postfix" start >/dev/null 2>&1 || { cat "$W/cyrus/maillog" >&2; exit 1; }
+postfix -c "$W/ours/postfix" start >/dev/null 2>&1 || { cat "$W/ours/maillog" >&2; exit 1; }
+
+# Server processes whose CPU bench-auth.py samples (the idle instance's use
+# none): Postfix's busy ones, and our daemon.
+SERVER_COMMS=smtpd,smtpd-auth,master,anvil,postlogd
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat"; }
+CLK=$(getconf CLK_TCK)
+
+# run LABEL PORT MECH N JSON: one bench-auth.py run; prints nothing, writes JSON.
+run() {
+  python3 "$LOADGEN" 127.0.0.1 "$2" --mech "$3" -c "$C" --no-mail -n "$4" -t "$MAX_SECONDS" \
+    --user alice:alice-secret --realm "$REALM" --rss-comm "$SERVER_COMMS" \
+    --quiet-wait "$QUIET_WAIT" --quiet-cores 0.5 --label "$1" --json "$5" > "$5.out" 2>&1 ||
+    { cat "$5.out" >&2; echo "bench-auth.py failed ($1 $3)" >&2; exit 1; }
+}
+
+# Smoke and warm-up: every mechanism authenticates through both, no failure.
+for mech in $MECHS; do
+  for inst in cyrus ours; do
+    port=$PORT_CYRUS; [[ $inst == ours ]] && port=$PORT_OURS
+    QUIET_WAIT=0 run "$inst" "$port" "$mech" 200 "$RES/warmup-$inst-$mech.json"
+    python3 - "$RES/warmup-$inst-$mech.json" <<'PY' || exit 1
+import json, sys
+r = json.load(open(sys.argv[1]))["runs"][0]
+if r["failures"] or not r["completed"]:
+    sys.exit(f"warm-up {sys.argv[1]}: {r['failures']} failures {r['failure_kinds']}")
+PY
+  done
+done
+
+echo "# cyrus: 127.0.0.1:$PORT_CYRUS  ours: 127.0.0.1:$PORT_OURS (smtpd-auth pid $DAEMON_PID)" >&2
+echo "# $REPEATS repeats x $SESSIONS nomail sessions, c=$C, mechs: $MECHS; results in $RES" >&2
+for mech in $MECHS; do
+  for r in $(seq "$REPEATS"); do
+    order="cyrus ours"; (( r % 2 == 0 )) && order="ours cyrus"
+    for inst in $order; do
+      if [[ $inst == ours ]]; then
+        t0=$(cpu_ticks)
+        run ours "$PORT_OURS" "$mech" "$SESSIONS" "$RES/ours-$mech-$r.json"
+        t1=$(cpu_ticks)
+        echo "$(( t1 - t0 ))" > "$RES/ours-$mech-$r.daemon-ticks"
+      else
+        run cyrus "$PORT_CYRUS" "$mech" "$SESSIONS" "$RES/cyrus-$mech-$r.json"
+      fi
+      grep '^run ' "$RES/$inst-$mech-$r.json.out" | sed 's/^/  /' >&2
+    done
+  done
+done
+
+python3 - "$RES" "$CLK" "$MECHS" "$REPEATS" <<'PY'
+import json, statistics, sys
+res, clk, mechs, repeats = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), int(sys.argv[4])
+def load(inst, mech, r):
+    return json.load(open(f"{res}/{inst}-{mech}-{r}.json"))["runs"][0]
+med = lambda xs: statistics.median(xs) if xs else float("nan")
+rows, summary = [], {}
+for mech in mechs:
+    cy = [load("cyrus", mech, r) for r in range(1, repeats + 1)]
+    ou = [load("ours", mech, r) for r in range(1, repeats + 1)]
+    ticks = [int(open(f"{res}/ours-{mech}-{r}.daemon-ticks").read()) for r in range(1, repeats + 1)]
+    daemon_us = [t / clk * 1e6 / o["completed"] for t, o in zip(ticks, ou) if o["completed"]]
+    s = dict(
+        cyrus_sessions_per_s=med([x["sessions_per_s"] for x in cy]),
+        ours_sessions_per_s=med([x["sessions_per_s"] for x in ou]),
+        cyrus_server_cpu_ms=med([x["server_cpu_ms_per_session"] or 0 for x in cy]),
+        ours_server_cpu_ms=med([x["server_cpu_ms_per_session"] or 0 for x in ou]),
+        cyrus_smtpd_cpu_ms=med([x["server_cpu_s"].get("smtpd", 0) * 1000 / x["completed"] for x in cy]),
+        ours_smtpd_cpu_ms=med([x["server_cpu_s"].get("smtpd", 0) * 1000 / x["completed"] for x in ou]),
+        ours_daemon_cpu_us_per_auth=med(daemon_us),
+        cyrus_auth_p50_ms=med([x["auth_p50_ms"] for x in cy]),
+        ours_auth_p50_ms=med([x["auth_p50_ms"] for x in ou]),
+        failures=sum(x["failures"] for x in cy + ou),
+        noisy_runs=sum(bool(x.get("noisy")) for x in cy + ou),
+        sessions_per_s_all=dict(cyrus=[x["sessions_per_s"] for x in cy], ours=[x["sessions_per_s"] for x in ou]),
+    )
+    s["ratio"] = s["ours_sessions_per_s"] / s["cyrus_sessions_per_s"]
+    summary[mech] = s
+json.dump(summary, open(f"{res}/summary.json", "w"), indent=1)
+print()
+print("server CPU = Postfix (smtpd, master, anvil, postlogd) + smtpd-auth for ours; c/o = cyrus / ours")
+print(f"{'mech':10} {'cyrus sess/s':>12} {'ours sess/s':>12} {'ours/cyrus':>10} "
+      f"{'AUTH p50 ms c/o':>16} {'smtpd ms/sess c/o':>18} {'server ms/sess c/o':>19} "
+      f"{'smtpd-auth/auth':>16}  noisy")
+ok = True
+for mech, s in summary.items():
+    ok &= s["ratio"] >= 1.0 and s["failures"] == 0
+    print(f"{mech:10} {s['cyrus_sessions_per_s']:>12.1f} {s['ours_sessions_per_s']:>12.1f} {s['ratio']:>10.3f} "
+          f"{s['cyrus_auth_p50_ms']:>7.2f} / {s['ours_auth_p50_ms']:<6.2f} "
+          f"{s['cyrus_smtpd_cpu_ms']:>8.3f} / {s['ours_smtpd_cpu_ms']:<7.3f} "
+          f"{s['cyrus_server_cpu_ms']:>8.3f} / {s['ours_server_cpu_ms']:<8.3f} "
+          f"{s['ours_daemon_cpu_us_per_auth']:>11.1f} µs  {s['noisy_runs']}")
+    print(f"{'':10} runs: cyrus {s['sessions_per_s_all']['cyrus']}  ours {s['sessions_per_s_all']['ours']}")
+print()
+print("goal (ours >= cyrus sessions/s, no failures):", "MET" if ok else "NOT MET")
+PY
