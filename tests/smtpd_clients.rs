@@ -480,6 +480,27 @@ fn bare_lf_and_oversize_lines_are_refused() {
     assert!(out.contains("500 5.5.0 Error: line too long"), "{out}");
 }
 
+/// Wait until every session so far has ended (connects and disconnects
+/// balance in the log).
+fn settle(d: &Daemon) {
+    let start = Instant::now();
+    loop {
+        let log = d.log_text();
+        let opened = log.matches("connect from unknown").count()
+            - log.matches("disconnect from unknown").count();
+        let closed = log.matches("disconnect from unknown").count()
+            + log.matches("lost connection after CONNECT").count();
+        if opened <= closed {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "sessions did not end: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn raw(port: u16, bytes: &[u8]) -> String {
     use std::io::Write;
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -539,6 +560,9 @@ fn pipelining_violations_connection_and_auth_rate_limits() {
         "-o",
         "smtpd_client_auth_rate_limit=2",
     ]);
+    // Let the start-up probes' sessions end: all connections from one
+    // address count against the limit.
+    settle(&d);
     // Commands pipelined after EHLO: refused, connection closed.
     let out = raw(d.port, b"EHLO x\r\nMAIL FROM:<a@example.org>\r\n");
     assert!(
@@ -550,13 +574,22 @@ fn pipelining_violations_connection_and_auth_rate_limits() {
             .contains("pipelining violation from unknown[127.0.0.1] after EHLO")
     );
     // Two open connections are the most one client gets.
-    let a = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
-    let b = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    settle(&d);
+    let greeted = || {
+        let s = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut b = [0u8; 3];
+        (&s).read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"220");
+        s
+    };
+    let a = greeted();
+    let b = greeted();
     let out = raw(d.port, b"");
     assert!(
         out.contains("421 4.7.0 mx.example.org Error: too many connections from 127.0.0.1"),
-        "{out}"
+        "{out}\n{}",
+        d.log_text()
     );
     drop((a, b));
     std::thread::sleep(Duration::from_millis(200));

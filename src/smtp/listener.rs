@@ -19,6 +19,9 @@ use crate::authd::server::LogFn;
 use crate::mech::ServerConfig;
 use crate::store::Store;
 
+/// Accept queue length asked for (the kernel caps it at somaxconn).
+const LISTEN_BACKLOG: libc::c_int = 1024;
+
 /// Longest line of message content (RFC 5321 says 1000 with CRLF; be lenient).
 const MAX_DATA_LINE: usize = 64 * 1024;
 
@@ -70,6 +73,15 @@ impl Control {
     /// Accept until shutdown; each session runs to its end even then.
     pub async fn serve(self: Arc<Self>, tcp: TcpListener, implicit_tls: bool) {
         use std::sync::atomic::Ordering;
+        {
+            // Lengthen the accept queue (std binds with 128): hundreds of
+            // clients connecting at once would otherwise have SYNs dropped
+            // and wait a 1 s retransmit. Linux lets listen(2) be called
+            // again on a listening socket; only the queue length changes.
+            use std::os::fd::AsRawFd;
+            // SAFETY: listen(2) on a socket this listener owns.
+            unsafe { libc::listen(tcp.as_raw_fd(), LISTEN_BACKLOG) };
+        }
         loop {
             let accepted = tokio::select! {
                 a = tcp.accept() => a,
@@ -193,32 +205,78 @@ impl Listener {
         let ip = peer.ip();
         self.log(&format!("connect from unknown[{ip}]"));
         let mut session = Session::new(self.policy.clone(), self.server.clone(), ip, implicit_tls);
+        // The session futures are boxed: a task's size is that of its
+        // largest state, and a connection that idles after the greeting
+        // would otherwise carry the size of a whole dialogue (and rustls's).
         if implicit_tls {
-            let Some(acceptor) = &self.tls else { return };
-            if let Ok(Ok(tls)) = tokio::time::timeout(self.timeout, acceptor.accept(stream)).await {
-                session.set_channel_binding(binding(tls.get_ref().1));
-                self.converse(tls, &mut session, ip, true).await;
-            } else {
-                self.log(&format!(
-                    "lost connection after CONNECT from unknown[{ip}]: TLS handshake failed"
-                ));
+            if Box::pin(self.tls(stream, &mut session, ip, true))
+                .await
+                .is_none()
+            {
+                return;
             }
         } else {
-            match self.converse(stream, &mut session, ip, true).await {
-                Next::Close => {}
-                Next::StartTls(stream) => {
-                    let Some(acceptor) = &self.tls else { return };
-                    match tokio::time::timeout(self.timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            session.set_channel_binding(binding(tls.get_ref().1));
-                            self.converse(tls, &mut session, ip, false).await;
-                        }
-                        _ => self.log(&format!("warning: TLS handshake failed with unknown[{ip}]")),
-                    }
-                }
+            let next = match self.greet_and_wait(stream, session.greeting()).await {
+                Some(stream) => Box::pin(self.converse(stream, &mut session, ip, false)).await,
+                None => Next::Close,
+            };
+            if let Next::StartTls(stream) = next
+                && Box::pin(self.tls(stream, &mut session, ip, false))
+                    .await
+                    .is_none()
+            {
+                return;
             }
         }
         self.log(&format!("disconnect from unknown[{ip}]"));
+    }
+
+    /// The TLS handshake, then the dialogue over TLS (greeting first for
+    /// implicit TLS; after STARTTLS the client speaks first). `None`: no
+    /// TLS configured.
+    async fn tls(
+        &self,
+        stream: tokio::net::TcpStream,
+        session: &mut Session,
+        ip: IpAddr,
+        implicit: bool,
+    ) -> Option<()> {
+        let acceptor = self.tls.as_ref()?;
+        match tokio::time::timeout(self.timeout, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => {
+                session.set_channel_binding(binding(tls.get_ref().1));
+                self.converse(tls, session, ip, implicit).await;
+            }
+            _ if implicit => self.log(&format!(
+                "lost connection after CONNECT from unknown[{ip}]: TLS handshake failed"
+            )),
+            _ => self.log(&format!("warning: TLS handshake failed with unknown[{ip}]")),
+        }
+        Some(())
+    }
+
+    /// Send the greeting, then wait (up to `smtpd_timeout`) until the
+    /// client sends something before [`Self::converse`] allocates its read
+    /// buffer, so connections idle after the greeting stay small. `None`:
+    /// the write failed or the client stayed silent (closed, as a read
+    /// timeout closes).
+    async fn greet_and_wait(
+        &self,
+        mut stream: tokio::net::TcpStream,
+        greeting: Vec<String>,
+    ) -> Option<tokio::net::TcpStream> {
+        let mut out = String::new();
+        for l in greeting {
+            out.push_str(&l);
+            out.push_str("\r\n");
+        }
+        stream.write_all(out.as_bytes()).await.ok()?;
+        // peek, not readable(): tokio reports a new socket ready at once.
+        let mut byte = [0u8; 1];
+        match tokio::time::timeout(self.timeout, stream.peek(&mut byte)).await {
+            Ok(Ok(_)) => Some(stream),
+            _ => None,
+        }
     }
 
     async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
@@ -340,7 +398,8 @@ impl Listener {
                     if write_lines(&mut r, &lines).await.is_err() {
                         return Next::Close;
                     }
-                    match self.data(&mut r, session, ip).await {
+                    // Boxed: only sessions in DATA carry the delivery state.
+                    match Box::pin(self.data(&mut r, session, ip)).await {
                         Some(reply) => write_lines(&mut r, &[reply]).await,
                         None => return Next::Close,
                     }
