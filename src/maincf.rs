@@ -181,6 +181,11 @@ pub const PARAMS: &[Param] = &[
         help: "time a client may take to send a command or a line of data",
     },
     Param {
+        name: "smtpd_max_session_time",
+        default: "3600s",
+        help: "longest a whole SMTP session may last, however active (smtpd_timeout bounds each wait)",
+    },
+    Param {
         name: "smtpd_hard_error_limit",
         default: "20",
         help: "errors after which a session is closed",

@@ -976,3 +976,33 @@ fn a_user_added_while_running_logs_in_without_a_restart() {
     );
     assert!(!ok);
 }
+
+#[test]
+fn a_session_has_a_total_time_limit() {
+    use std::io::{BufRead, BufReader, Write};
+    let d = Daemon::start(&["-o", "smtpd_max_session_time=2s"]);
+    let s = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    let start = Instant::now();
+    let mut line = String::new();
+    // Busy all the time (NOOP every 300 ms), yet cut off after ~2 s.
+    loop {
+        line.clear();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        if w.write_all(b"NOOP\r\n").is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(start.elapsed() < Duration::from_secs(8), "never cut off");
+    }
+    assert!(start.elapsed() >= Duration::from_secs(2));
+    assert!(
+        d.log_text().contains("session time limit exceeded"),
+        "{}",
+        d.log_text()
+    );
+}

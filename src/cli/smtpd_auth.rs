@@ -209,6 +209,7 @@ fn smtp_listener(
         connection_limit: cf
             .get_u32("smtpd_client_connection_count_limit")
             .map_err(e)?,
+        session_limit: cf.get_duration("smtpd_max_session_time").map_err(e)?,
         log,
     })
 }

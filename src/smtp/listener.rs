@@ -41,6 +41,8 @@ pub struct Listener {
     pub soft_error_limit: u32,
     /// Simultaneous connections per client (0: no limit).
     pub connection_limit: u32,
+    /// Longest a whole session may last, however busy (`smtpd_max_session_time`).
+    pub session_limit: Duration,
     pub log: Arc<LogFn>,
 }
 
@@ -116,7 +118,13 @@ impl Control {
                     );
                     let _ = s.write_all(msg.as_bytes()).await;
                 } else {
-                    Arc::clone(&l).connection(stream, peer, implicit_tls).await;
+                    let limit = l.session_limit;
+                    let session = Arc::clone(&l).connection(stream, peer, implicit_tls);
+                    if tokio::time::timeout(limit, session).await.is_err() {
+                        l.log(&format!(
+                            "warning: session time limit exceeded; disconnect from unknown[{ip}]"
+                        ));
+                    }
                 }
                 let mut m = me.connections.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(n) = m.get_mut(&ip) {
