@@ -56,6 +56,11 @@ pub const PARAMS: &[Param] = &[
         help: "Cyrus application name: <name>.conf gives mech_list, sasldb_path, scram_iteration_counter",
     },
     Param {
+        name: "sasldb_path",
+        default: "",
+        help: "the store (default: sasldb_path of <smtpd_sasl_path>.conf, else /etc/sasldb2)",
+    },
+    Param {
         name: "syslog_name",
         default: "smtpd-auth",
         help: "log tag prefix, as Postfix's",

@@ -91,7 +91,11 @@ fn common(cf: &MainCf) -> Result<Common, String> {
         p => p,
     };
     let cyrus = saslconf::load(&appname, &search).map_err(|x| x.to_string())?;
-    let store_path = PathBuf::from(cyrus.sasldb_path().unwrap_or(crate::cli::DEFAULT_SASLDB));
+    // main.cf's sasldb_path wins over the Cyrus application config's.
+    let store_path = match cf.get_path("sasldb_path").map_err(err_cf)? {
+        Some(p) => p,
+        None => PathBuf::from(cyrus.sasldb_path().unwrap_or(crate::cli::DEFAULT_SASLDB)),
+    };
     let open = OpenOptions {
         map_size: cyrus.sasldb_mapsize(),
         max_readers: cyrus.sasldb_maxreaders(),
