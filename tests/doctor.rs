@@ -67,8 +67,9 @@ impl Lab {
         std::fs::create_dir_all(conf.join("sasl")).expect("config dir");
         std::fs::create_dir_all(s.path("queue")).expect("queue dir");
         std::fs::create_dir_all(s.path("libsasl-path")).expect("sasl path dir");
-        std::fs::copy("/etc/postfix/master.cf", conf.join("master.cf"))
-            .expect("/etc/postfix/master.cf (apt-get install postfix)");
+        std::fs::copy("/usr/share/postfix/master.cf.dist", conf.join("master.cf")).expect(
+            "/usr/share/postfix/master.cf.dist (Debian master.cf; apt-get install postfix)",
+        );
         std::fs::write(
             conf.join("main.cf"),
             format!(

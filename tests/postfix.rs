@@ -27,8 +27,9 @@ impl Lab {
         let conf = s.path("postfix");
         std::fs::create_dir_all(&conf).unwrap();
         std::fs::create_dir_all(s.path("queue")).unwrap();
-        std::fs::copy("/etc/postfix/master.cf", conf.join("master.cf"))
-            .expect("/etc/postfix/master.cf (apt-get install postfix)");
+        std::fs::copy("/usr/share/postfix/master.cf.dist", conf.join("master.cf")).expect(
+            "/usr/share/postfix/master.cf.dist (Debian master.cf; apt-get install postfix)",
+        );
         std::fs::write(
             conf.join("main.cf"),
             format!(
