@@ -120,6 +120,7 @@ for l in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("target", {}).get("name") == "smtp_load" and m.get("executable"):
         print(m["executable"])')
 [[ -x $LOADGEN ]] || { echo "load generator not built" >&2; exit 1; }
+GIT_REV="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT" && git diff --quiet HEAD 2>/dev/null || echo '+dirty')"
 SMTPD=$TARGET/release/smtpd-auth
 SASLPW=$TARGET/release/saslpasswd
 
@@ -433,7 +434,7 @@ kill "$IDLE"
 log "g. summary ($RES)"
 {
   echo "# bench-smtpd $(date -u +%FT%TZ) on $(hostname): $(nproc) cpu, $(uname -r)"
-  echo "# Postfix $(postconf -h mail_version) + Cyrus SASL (lab, 127.0.0.1:$LAB_PORT) vs smtpd-auth ($(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT" && git diff --quiet 2>/dev/null || echo '+dirty'), 127.0.0.1:$OURS_PORT -> smtp-sink 127.0.0.1:$SINK_PORT)"
+  echo "# Postfix $(postconf -h mail_version) + Cyrus SASL (lab, 127.0.0.1:$LAB_PORT) vs smtpd-auth (built from $GIT_REV, 127.0.0.1:$OURS_PORT -> smtp-sink 127.0.0.1:$SINK_PORT)"
   echo "# listen backlog (ss Send-Q): Postfix $(ss -Hltn "sport = :$LAB_PORT" | awk '{print $3}'), smtpd-auth $(ss -Hltn "sport = :$OURS_PORT" | awk '{print $3}')"
   echo "# load generator: $LOADGEN (benches/smtp_load.rs), AUTH PLAIN, lock-step; sources: $SOURCES addresses when c > $SOURCES_ABOVE"
 } > "$RES/SUMMARY.txt"
