@@ -90,12 +90,15 @@ impl Logger {
             .map(|c| if c.is_control() { '?' } else { c })
             .collect();
         match &*self.dest {
+            // One write per line: concurrent lines never interleave.
             Destination::Stderr => {
-                let _ = writeln!(std::io::stderr(), "{}", self.format(&text));
+                let line = self.format(&text) + "\n";
+                let _ = std::io::stderr().write_all(line.as_bytes());
             }
             Destination::File(f) => {
                 if let Ok(mut f) = f.lock() {
-                    let _ = writeln!(f, "{}", self.format(&text));
+                    let line = self.format(&text) + "\n";
+                    let _ = f.write_all(line.as_bytes());
                 }
             }
             Destination::Syslog(sock) => {
