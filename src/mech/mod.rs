@@ -70,31 +70,14 @@ impl Secrets {
         s
     }
 
-    fn as_properties(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let mut out = Vec::new();
-        if let Some(p) = &self.user_password {
-            out.push((secret::USER_PASSWORD.as_bytes().to_vec(), p.clone()));
-        }
-        if let Some(v) = self.verifiers.first() {
-            out.push((
-                secret::AUTH_PASSWORD.as_bytes().to_vec(),
-                v.to_string().into_bytes(),
-            ));
-        }
-        if let Some(p) = &self.legacy_plain {
-            out.push((secret::LEGACY_PLAIN.as_bytes().to_vec(), p.clone()));
-        }
-        out
-    }
-
     /// Check a plaintext password (PLAIN, LOGIN), constant time.
     pub fn verify_plain(&self, password: &[u8]) -> bool {
-        let props = self.as_properties();
-        let refs: Vec<(&[u8], &[u8])> = props
-            .iter()
-            .map(|(a, b)| (a.as_slice(), b.as_slice()))
-            .collect();
-        secret::verify(&refs, password) == Verdict::Match
+        secret::verify_parts(
+            self.user_password.as_deref(),
+            self.verifiers.first(),
+            self.legacy_plain.as_deref(),
+            password,
+        ) == Verdict::Match
     }
 }
 

@@ -152,26 +152,37 @@ pub enum Verdict {
 /// cleartext when stored, else the SCRAM verifier, else the legacy PLAIN
 /// digest. Comparisons run in constant time.
 pub fn verify(props: &[(&[u8], &[u8])], password: &[u8]) -> Verdict {
-    if let Some(v) = find(props, USER_PASSWORD) {
-        return if bool::from(v.ct_eq(password)) {
+    let verifier = find(props, AUTH_PASSWORD).and_then(|v| ScramVerifier::parse(v).ok());
+    verify_parts(
+        find(props, USER_PASSWORD),
+        verifier.as_ref(),
+        find(props, LEGACY_PLAIN),
+        password,
+    )
+}
+
+/// [`verify`] on secrets already taken apart (what the mechanisms hold).
+pub fn verify_parts(
+    user_password: Option<&[u8]>,
+    verifier: Option<&ScramVerifier>,
+    legacy_plain: Option<&[u8]>,
+    password: &[u8],
+) -> Verdict {
+    let verdict = |ok: bool| {
+        if ok {
             Verdict::Match
         } else {
             Verdict::Mismatch
-        };
+        }
+    };
+    if let Some(v) = user_password {
+        return verdict(bool::from(v.ct_eq(password)));
     }
-    if let Some(v) = find(props, AUTH_PASSWORD).and_then(|v| ScramVerifier::parse(v).ok()) {
-        return if v.verify_password(password) {
-            Verdict::Match
-        } else {
-            Verdict::Mismatch
-        };
+    if let Some(v) = verifier {
+        return verdict(v.verify_password(password));
     }
-    if let Some(v) = find(props, LEGACY_PLAIN) {
-        return if legacy_plain_matches(v, password) {
-            Verdict::Match
-        } else {
-            Verdict::Mismatch
-        };
+    if let Some(v) = legacy_plain {
+        return verdict(legacy_plain_matches(v, password));
     }
     Verdict::NoSecret
 }
