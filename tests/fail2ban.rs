@@ -23,22 +23,7 @@ fn free_port() -> u16 {
 /// Run smtpd-auth, make `good` successful and `bad` failed logins per
 /// mechanism with swaks, and return the log file.
 fn produce_log(s: &Scratch, syslog_name: &str, good: usize, bad: usize) -> PathBuf {
-    let db = s.db();
-    let o = s.run(
-        SASLPASSWD,
-        &[
-            "-p",
-            "-c",
-            "-u",
-            "example.org",
-            "-f",
-            db.to_str().unwrap(),
-            "alice",
-        ],
-        Some(b"alice-pw"),
-    );
-    assert!(o.status.success());
-    s.conf("smtpd", &format!("sasldb_path: {}\n", db.display()));
+    s.users(&[("alice", "alice-pw")]);
     let port = free_port();
     let log = s.path(format!("{syslog_name}.log").as_str());
     let mut child = Command::new(SMTPD_AUTH)

@@ -53,24 +53,7 @@ impl Drop for Daemon {
 impl Daemon {
     fn start(extra: &[&str]) -> Daemon {
         let s = Scratch::new();
-        let db = s.db();
-        for (user, pw) in [("alice", "alice-pw"), ("bob", "bob pw")] {
-            let o = s.run(
-                SASLPASSWD,
-                &[
-                    "-p",
-                    "-c",
-                    "-u",
-                    "example.org",
-                    "-f",
-                    db.to_str().unwrap(),
-                    user,
-                ],
-                Some(pw.as_bytes()),
-            );
-            assert!(o.status.success(), "{}", stderr(&o));
-        }
-        s.conf("smtpd", &format!("sasldb_path: {}\n", db.display()));
+        s.users(&[("alice", "alice-pw"), ("bob", "bob pw")]);
         let cert = s.path("cert.pem");
         let key = s.path("key.pem");
         let o = Command::new("openssl")
@@ -694,22 +677,7 @@ fn sigterm_lets_a_session_finish_and_sighup_reloads() {
 
     // SIGHUP: the configuration file is read again.
     let s = Scratch::new();
-    let db = s.db();
-    let o = s.run(
-        SASLPASSWD,
-        &[
-            "-p",
-            "-c",
-            "-u",
-            "example.org",
-            "-f",
-            db.to_str().unwrap(),
-            "carol",
-        ],
-        Some(b"pw"),
-    );
-    assert!(o.status.success());
-    s.conf("smtpd", &format!("sasldb_path: {}\n", db.display()));
+    s.users(&[("carol", "pw")]);
     let cf = s.path("main.cf");
     let port = free_port();
     let write_cf = |extra: &str| {
@@ -824,22 +792,7 @@ fn drops_root_for_mail_owner() {
 fn self_signed_certificate_is_made_once_in_the_state_directory() {
     use std::os::unix::fs::PermissionsExt;
     let s = Scratch::new();
-    let db = s.db();
-    let o = s.run(
-        SASLPASSWD,
-        &[
-            "-p",
-            "-c",
-            "-u",
-            "example.org",
-            "-f",
-            db.to_str().unwrap(),
-            "alice",
-        ],
-        Some(b"pw"),
-    );
-    assert!(o.status.success());
-    s.conf("smtpd", &format!("sasldb_path: {}\n", db.display()));
+    s.users(&[("alice", "pw")]);
     let state = s.path("state");
     let start = |port: u16| {
         let c = Command::new(SMTPD_AUTH)

@@ -50,6 +50,30 @@ impl Scratch {
         c
     }
 
+    /// Create users in realm example.org in the scratch store with the real
+    /// `saslpasswd`, and point the `smtpd` application config at the store.
+    pub fn users(&self, users: &[(&str, &str)]) -> PathBuf {
+        let db = self.db();
+        for (user, pw) in users {
+            let o = self.run(
+                SASLPASSWD,
+                &[
+                    "-p",
+                    "-c",
+                    "-u",
+                    "example.org",
+                    "-f",
+                    db.to_str().unwrap(),
+                    user,
+                ],
+                Some(pw.as_bytes()),
+            );
+            assert!(o.status.success(), "{user}: {}", stderr(&o));
+        }
+        self.conf("smtpd", &format!("sasldb_path: {}\n", db.display()));
+        db
+    }
+
     /// Run with `stdin` bytes (None = /dev/null).
     pub fn run(&self, program: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
         run_cmd(self.cmd(program).args(args), stdin)
