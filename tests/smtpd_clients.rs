@@ -192,6 +192,22 @@ fn swaks_every_mechanism_with_and_without_tls() {
         }
     }
     assert_eq!(d.maildir_count("bob"), 12);
+    // The name as admins type it, realm included, for every mechanism.
+    for mech in ["PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5"] {
+        let user = "alice@example.org";
+        let args = [
+            "--auth",
+            mech,
+            "--auth-user",
+            user,
+            "--auth-password",
+            "alice-pw",
+            "--quit-after",
+            "AUTH",
+        ];
+        let (ok, out) = swaks_port(d.port, &args);
+        assert!(ok && out.contains("235 2.7.0"), "{mech} {user}: {out}");
+    }
     let log = d.log_text();
     assert!(
         log.contains("warning: unknown[127.0.0.1]: SASL PLAIN authentication failed"),

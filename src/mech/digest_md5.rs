@@ -196,7 +196,7 @@ impl DigestMd5 {
                 Err(e) => return Step::Failure(AuthError::Temporary(e.to_string())),
             },
         };
-        let realm = String::from_utf8_lossy(&self.config.realm).replace(['\\', '"'], "");
+        let realm = self.offered_realm();
         let text = format!(
             "realm=\"{realm}\",nonce=\"{nonce}\",qop=\"auth\",charset=utf-8,algorithm=md5-sess"
         );
@@ -209,6 +209,32 @@ impl DigestMd5 {
         std::iter::once(&self.config.hostname)
             .chain(self.config.host_aliases.iter())
             .any(|h| h.to_ascii_lowercase() == host)
+    }
+
+    /// Whose password to check, as Cyrus decides it: with the realm we
+    /// offered (or none, or an empty one) the user name follows the usual
+    /// rule (split at `@`, else the default realm), so swaks's
+    /// `alice@example.org` with realm `example.org` is alice in
+    /// example.org; any other realm is appended first, so `alice` with
+    /// realm `other.org` is alice in other.org.
+    fn account(&self, username: &[u8], realm: Option<&[u8]>) -> Result<Account, AuthError> {
+        match realm {
+            Some(r) if !r.is_empty() && r != self.offered_realm().as_bytes() => {
+                if username.is_empty() {
+                    return Err(AuthError::Malformed("empty user name"));
+                }
+                let mut full = username.to_vec();
+                full.push(b'@');
+                full.extend_from_slice(r);
+                self.config.account(&full)
+            }
+            _ => self.config.account(username),
+        }
+    }
+
+    /// The realm as the challenge quotes it.
+    fn offered_realm(&self) -> String {
+        String::from_utf8_lossy(&self.config.realm).replace(['\\', '"'], "")
     }
 
     fn verify(
@@ -262,21 +288,12 @@ impl DigestMd5 {
                 "digest-uri does not name this service and host",
             ));
         }
-        let realm = get("realm")
-            .map(<[u8]>::to_vec)
-            .unwrap_or_else(|| self.config.realm.clone());
+        // A1 hashes the realm directive as sent; a missing one counts as
+        // the empty string (RFC 2831bis), never as the realm we offered.
+        let realm = get("realm").map(<[u8]>::to_vec).unwrap_or_default();
         let authzid = get("authzid");
         let utf8 = get("charset").is_some_and(|c| c.eq_ignore_ascii_case(b"utf-8"));
-        // The realm field names the account's realm; a user name with `@`
-        // and no realm directive is split as everywhere else.
-        let account = if get("realm").is_some() {
-            if username.is_empty() {
-                return Err(AuthError::Malformed("empty user name"));
-            }
-            Account::new(username, realm.clone())
-        } else {
-            self.config.account(username)?
-        };
+        let account = self.account(username, get("realm"))?;
         let secrets = self.config.lookup(creds, &account)?;
         let stored = secrets.as_ref().and_then(|s| s.user_password.clone());
         let known = stored.is_some();
@@ -444,5 +461,60 @@ mod tests {
         );
         let mut m = DigestMd5::new(imap_config());
         assert!(matches!(m.start(Some(b"x"), &creds), Step::Failure(_)));
+    }
+
+    /// One exchange where the client hashes `user`/`realm` as it sends
+    /// them (a missing realm directive hashes as ""); which account the
+    /// server checks is the point.
+    fn login_as(user: &str, realm: Option<&str>, creds: &Table) -> Step {
+        let mut m = DigestMd5::with_nonce(imap_config(), "N1");
+        m.start(None, creds);
+        let uri = "imap/elwood.innosoft.com";
+        let (resp, _) = response_values(
+            user.as_bytes(),
+            realm.unwrap_or("").as_bytes(),
+            b"secret",
+            b"N1",
+            b"C1",
+            b"00000001",
+            b"auth",
+            uri.as_bytes(),
+            None,
+        );
+        let realm = realm.map(|r| format!(",realm=\"{r}\"")).unwrap_or_default();
+        let msg = format!(
+            "username=\"{user}\"{realm},nonce=\"N1\",cnonce=\"C1\",nc=00000001,\
+             qop=auth,digest-uri=\"{uri}\",response={resp}"
+        );
+        m.step(msg.as_bytes(), creds)
+    }
+
+    #[test]
+    fn which_account_a_response_names() {
+        let mut creds = Table::with_password("chris", "elwood.innosoft.com", "secret");
+        let other = Table::with_password("chris", "other.example", "secret");
+        creds.0.extend(other.0);
+        let ok = |s: Step| matches!(s, Step::Challenge(c) if c.starts_with(b"rspauth="));
+        // swaks -au chris@elwood.innosoft.com: realm offered, @ in the name.
+        assert!(ok(login_as(
+            "chris@elwood.innosoft.com",
+            Some("elwood.innosoft.com"),
+            &creds
+        )));
+        assert!(ok(login_as("chris", Some("elwood.innosoft.com"), &creds)));
+        // A realm other than the offered one is the account's realm.
+        assert!(ok(login_as("chris", Some("other.example"), &creds)));
+        assert!(ok(login_as("chris@other.example", None, &creds)));
+        assert!(ok(login_as("chris", None, &creds)));
+        // The name's own realm must exist: chris@other.example with realm
+        // other.example means chris in "other.example@other.example".
+        assert_eq!(
+            login_as("chris@other.example", Some("other.example"), &creds),
+            Step::Failure(AuthError::BadCredentials)
+        );
+        assert_eq!(
+            login_as("nobody", Some("elwood.innosoft.com"), &creds),
+            Step::Failure(AuthError::BadCredentials)
+        );
     }
 }
