@@ -803,6 +803,11 @@ fn postfix_with_dovecot_sasl_on_our_socket() {
     assert_authenticated(pf.auth("PLAIN", "bob", "b0b s3cret!"));
     assert_authenticated(pf.auth("CRAM-MD5", "dave@other.example", "dave-other"));
     assert_authenticated(pf.auth("LOGIN", "alice@lab.example", "alice-secret"));
+    // swaks sends `username="alice@lab.example",realm="lab.example"`:
+    // Cyrus takes that as alice in lab.example, and so do we.
+    assert_authenticated(pf.auth("DIGEST-MD5", "alice@lab.example", "alice-secret"));
+    assert_authenticated(pf.auth("DIGEST-MD5", "dave@other.example", "dave-other"));
+    assert_refused(pf.auth("DIGEST-MD5", "dave@other.example", "wrong"));
 
     // Wrong passwords and unknown users get Postfix's own 535.
     assert_refused(pf.auth("PLAIN", "alice", "wrong"));
@@ -864,7 +869,7 @@ fn postfix_with_dovecot_sasl_on_our_socket() {
     d.wait_log("warning: unknown[127.0.0.1]: SASL LOGIN authentication failed: ");
     d.wait_log("warning: unknown[127.0.0.1]: SASL CRAM-MD5 authentication failed: ");
     let log = d.log();
-    assert_eq!(log.matches("authentication failed").count(), 6, "{log}");
+    assert_eq!(log.matches("authentication failed").count(), 7, "{log}");
     assert!(
         !log.contains("alice-secret") && !log.contains("wrong"),
         "passwords logged:\n{log}"
@@ -1213,6 +1218,25 @@ fn hung_and_garbage_clients_do_not_block_others() {
     let mut v2 = UnixStream::connect(&dove).unwrap();
     v2.write_all(b"VERSION\t2\t0\n").unwrap();
     time_to_close(&mut v2, WAIT);
+
+    // A client that sends requests but never reads the replies: cut off
+    // once its unread replies pass the bound, nobody else waits on it.
+    let flood = UnixStream::connect(&dove).unwrap();
+    let mut fw = flood.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let line = b"AUTH\t1\tNOSUCHMECH\tservice=smtp\n".repeat(1000);
+        // Stops with an error once the server has closed the connection.
+        (0..200).all(|_| fw.write_all(&line).is_ok())
+    });
+    d.wait_log("client does not read its replies; connection closed");
+    let mut other2 = Dovecot::connect(&dove);
+    assert!(
+        other2
+            .plain(3, "", "alice", "alice-secret")
+            .starts_with("OK\t3\t")
+    );
+    assert!(!writer.join().unwrap(), "the flood was never cut off");
+    drop(flood);
 
     // Garbage on the saslauthd socket: an oversized field gets `NO ` and
     // the connection closed, as saslauthd does.

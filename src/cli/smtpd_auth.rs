@@ -515,17 +515,9 @@ fn start(
         }
     }
     let mut bound = Vec::new();
-    for (spec, handler, what) in [
-        (
-            dovecot_spec,
-            server::handle_dovecot as fn(_, &Shared),
-            "dovecot",
-        ),
-        (
-            saslauthd_spec,
-            server::handle_saslauthd as fn(_, &Shared),
-            "saslauthd",
-        ),
+    for (spec, protocol, what) in [
+        (dovecot_spec, server::Protocol::Dovecot, "dovecot"),
+        (saslauthd_spec, server::Protocol::Saslauthd, "saslauthd"),
     ] {
         let Some(spec) = spec else { continue };
         let listener = server::bind(&spec).map_err(|x| format!("{}: {x}", spec.path.display()))?;
@@ -537,8 +529,8 @@ fn start(
         ));
         let sh = Arc::clone(&shared);
         std::thread::Builder::new()
-            .name(format!("{what}-accept"))
-            .spawn(move || server::serve(listener, sh, handler))
+            .name(format!("{what}-auth"))
+            .spawn(move || server::serve(listener, sh, protocol))
             .map_err(|x| x.to_string())?;
         bound.push(spec.path);
     }
