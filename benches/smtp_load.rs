@@ -5,9 +5,13 @@
 //! and against `smtpd-auth` in `benches/bench-smtpd.sh`.
 //!
 //! Modes (one session each):
-//! - `full`:   connect, 220, EHLO, AUTH PLAIN, MAIL FROM, RCPT TO (outside
+//! - `full`:   connect, 220, EHLO, AUTH, MAIL FROM, RCPT TO (outside
 //!   domain), DATA, ~250-byte message, QUIT
-//! - `nomail`: connect, 220, EHLO, AUTH PLAIN, QUIT
+//! - `nomail`: connect, 220, EHLO, AUTH, QUIT
+//!
+//! AUTH is PLAIN (initial response) unless `--mech` names LOGIN, CRAM-MD5
+//! or DIGEST-MD5 (a client written here from the RFCs, independent of the
+//! crate's server side; DIGEST-MD5 checks the server's rspauth).
 //! - `idle`:   open `--sessions` connections (`--concurrency` connects in
 //!   flight), read each greeting, then hold them all idle for `--hold`
 //!   seconds (bounded by `--duration`), then check they are still open.
@@ -44,7 +48,9 @@ smtp_load: SMTP AUTH load generator (loopback only)
   --sessions N           sessions to run (idle: connections to hold)  [1000]
   --duration S           stop starting sessions after S seconds       [60]
   --timeout S            per reply / connect timeout                  [10]
-  --user U --password P  AUTH PLAIN credentials            [alice alice-secret]
+  --mech M               plain | login | cram-md5 | digest-md5      [plain]
+  --user U --password P  AUTH credentials                  [alice alice-secret]
+  --realm R              DIGEST-MD5 realm (else the one offered)
   --from ADDR            MAIL FROM                             [U@lab.example]
   --rcpt ADDR            RCPT TO (an outside domain)   [rcpt@outside.example]
   --helo NAME            EHLO name                       [client.lab.example]
@@ -64,6 +70,25 @@ enum Mode {
     Idle,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mech {
+    Plain,
+    Login,
+    CramMd5,
+    DigestMd5,
+}
+
+impl Mech {
+    fn name(self) -> &'static str {
+        match self {
+            Mech::Plain => "PLAIN",
+            Mech::Login => "LOGIN",
+            Mech::CramMd5 => "CRAM-MD5",
+            Mech::DigestMd5 => "DIGEST-MD5",
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Args {
     target: Option<SocketAddr>,
@@ -72,8 +97,10 @@ struct Args {
     sessions: usize,
     duration: Duration,
     timeout: Duration,
+    mech: Mech,
     user: String,
     password: String,
+    realm: Option<String>,
     from: Option<String>,
     rcpt: String,
     helo: String,
@@ -91,8 +118,10 @@ const OPTIONS: &[&str] = &[
     "sessions",
     "duration",
     "timeout",
+    "mech",
     "user",
     "password",
+    "realm",
     "from",
     "rcpt",
     "helo",
@@ -138,6 +167,16 @@ impl Args {
             "sessions" => self.sessions = num(v)?,
             "duration" => self.duration = secs(v)?,
             "timeout" => self.timeout = secs(v)?,
+            "mech" => {
+                self.mech = match v.to_ascii_lowercase().as_str() {
+                    "plain" => Mech::Plain,
+                    "login" => Mech::Login,
+                    "cram-md5" => Mech::CramMd5,
+                    "digest-md5" => Mech::DigestMd5,
+                    _ => return Err(format!("bad --mech {v:?}")),
+                }
+            }
+            "realm" => self.realm = Some(v.to_string()),
             "user" => self.user = v.to_string(),
             "password" => self.password = v.to_string(),
             "from" => self.from = Some(v.to_string()),
@@ -166,8 +205,10 @@ impl Args {
             sessions: 1000,
             duration: Duration::from_secs(60),
             timeout: Duration::from_secs(10),
+            mech: Mech::Plain,
             user: "alice".into(),
             password: "alice-secret".into(),
+            realm: None,
             from: None,
             rcpt: "rcpt@outside.example".into(),
             helo: "client.lab.example".into(),
@@ -376,7 +417,10 @@ async fn session(a: &Args, s: &Script, i: usize) -> Result<(), Fail> {
         return Err(fail("banner", c.last_text()));
     }
     c.cmd("ehlo", &s.ehlo, 250).await?;
-    c.cmd("auth", &s.auth, 235).await?;
+    match a.mech {
+        Mech::Plain => c.cmd("auth", &s.auth, 235).await?,
+        m => authenticate(&mut c, a, m).await?,
+    }
     if a.mode == Mode::Full {
         c.cmd("mail", &s.mail, 250).await?;
         c.cmd("rcpt", &s.rcpt, 250).await?;
@@ -386,6 +430,126 @@ async fn session(a: &Args, s: &Script, i: usize) -> Result<(), Fail> {
     }
     c.cmd("quit", b"QUIT\r\n", 221).await?;
     Ok(())
+}
+
+/// The 334 reply's text, base64-decoded.
+fn challenge(c: &Conn) -> Result<Vec<u8>, Fail> {
+    let line = String::from_utf8_lossy(&c.line);
+    let text = line.trim_end().get(4..).unwrap_or("");
+    B64.decode(text)
+        .map_err(|_| fail("auth", "challenge is not base64"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn md5(parts: &[&[u8]]) -> [u8; 16] {
+    use md5::Digest;
+    let mut h = md5::Md5::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+/// One `key=value` or `key="value"` directive of a DIGEST-MD5 challenge.
+fn directive(chal: &str, key: &str) -> Option<String> {
+    chal.split(',').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k.trim() == key).then(|| v.trim().trim_matches('"').to_string())
+    })
+}
+
+/// Client side of the multi-step mechanisms (RFC 4954 framing).
+async fn authenticate(c: &mut Conn, a: &Args, m: Mech) -> Result<(), Fail> {
+    let line = |data: &[u8]| format!("{}\r\n", B64.encode(data)).into_bytes();
+    c.cmd("auth", format!("AUTH {}\r\n", m.name()).as_bytes(), 334)
+        .await?;
+    match m {
+        Mech::Plain => unreachable!("PLAIN goes with its initial response"),
+        Mech::Login => {
+            c.cmd("auth", &line(a.user.as_bytes()), 334).await?;
+            c.cmd("auth", &line(a.password.as_bytes()), 235).await
+        }
+        Mech::CramMd5 => {
+            use hmac::{KeyInit, Mac, SimpleHmac};
+            let chal = challenge(c)?;
+            let mut mac = SimpleHmac::<md5::Md5>::new_from_slice(a.password.as_bytes())
+                .map_err(|_| fail("auth", "hmac key"))?;
+            mac.update(&chal);
+            let digest = hex(&mac.finalize().into_bytes());
+            c.cmd(
+                "auth",
+                &line(format!("{} {digest}", a.user).as_bytes()),
+                235,
+            )
+            .await
+        }
+        Mech::DigestMd5 => {
+            let chal = String::from_utf8_lossy(&challenge(c)?).into_owned();
+            let nonce = directive(&chal, "nonce").ok_or_else(|| fail("auth", "no nonce"))?;
+            let realm = a
+                .realm
+                .clone()
+                .or_else(|| directive(&chal, "realm"))
+                .unwrap_or_default();
+            let host = a.target.map(|t| t.ip().to_string()).unwrap_or_default();
+            let uri = format!("smtp/{host}");
+            let cnonce = hex(&md5(&[
+                nonce.as_bytes(),
+                &std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0)
+                    .to_le_bytes(),
+            ]));
+            let nc = "00000001";
+            let urp = md5(&[
+                a.user.as_bytes(),
+                b":",
+                realm.as_bytes(),
+                b":",
+                a.password.as_bytes(),
+            ]);
+            let ha1 = hex(&md5(&[
+                &urp,
+                b":",
+                nonce.as_bytes(),
+                b":",
+                cnonce.as_bytes(),
+            ]));
+            let kd = |a2: &str| {
+                let ha2 = hex(&md5(&[a2.as_bytes()]));
+                hex(&md5(&[
+                    ha1.as_bytes(),
+                    b":",
+                    nonce.as_bytes(),
+                    b":",
+                    nc.as_bytes(),
+                    b":",
+                    cnonce.as_bytes(),
+                    b":auth:",
+                    ha2.as_bytes(),
+                ]))
+            };
+            let response = kd(&format!("AUTHENTICATE:{uri}"));
+            let msg = format!(
+                "charset=utf-8,username=\"{}\",realm=\"{realm}\",nonce=\"{nonce}\",nc={nc},\
+                 cnonce=\"{cnonce}\",digest-uri=\"{uri}\",qop=auth,response={response}",
+                a.user
+            );
+            c.cmd("auth", &line(msg.as_bytes()), 334).await?;
+            let rspauth = String::from_utf8_lossy(&challenge(c)?).into_owned();
+            if rspauth != format!("rspauth={}", kd(&format!(":{uri}"))) {
+                return Err(fail(
+                    "auth",
+                    "wrong rspauth: the server does not know the password",
+                ));
+            }
+            c.cmd("auth", b"\r\n", 235).await
+        }
+    }
 }
 
 #[derive(Default)]
@@ -492,7 +656,7 @@ async fn run_load(a: Arc<Args>) -> serde_json::Value {
         "label": a.label,
         "target": a.target.map(|t| t.to_string()),
         "mode": match a.mode { Mode::Full => "full", Mode::NoMail => "nomail", Mode::Idle => "idle" },
-        "mech": "PLAIN",
+        "mech": a.mech.name(),
         "concurrency": a.concurrency,
         "sources": a.sources,
         "started": (all.ok + failures),
