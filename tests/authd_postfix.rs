@@ -868,6 +868,15 @@ fn postfix_with_dovecot_sasl_on_our_socket() {
     );
     d.wait_log("warning: unknown[127.0.0.1]: SASL LOGIN authentication failed: ");
     d.wait_log("warning: unknown[127.0.0.1]: SASL CRAM-MD5 authentication failed: ");
+    // The account tried is in our line and, through FAIL's user=, in
+    // Postfix's own (its sasl_username=, not "(unavailable)").
+    d.wait_log(
+        "SASL LOGIN authentication failed: authentication failure, sasl_username=alice@lab.example",
+    );
+    pf.wait_log(
+        "SASL LOGIN authentication failed: authentication failed, sasl_username=alice@lab.example",
+    );
+    pf.wait_log("SASL CRAM-MD5 authentication failed: authentication failed, sasl_username=nobody@lab.example");
     let log = d.log();
     assert_eq!(log.matches("authentication failed").count(), 7, "{log}");
     assert!(

@@ -213,6 +213,15 @@ fn swaks_every_mechanism_with_and_without_tls() {
         log.contains("warning: unknown[127.0.0.1]: SASL PLAIN authentication failed"),
         "{log}"
     );
+    // Every failure names the account tried, as Postfix's line does.
+    for mech in ["PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5"] {
+        assert!(
+            log.contains(&format!(
+                "SASL {mech} authentication failed: authentication failure, sasl_username=alice@example.org"
+            )),
+            "{mech}: {log}"
+        );
+    }
     assert!(
         log.contains("sasl_method=CRAM-MD5, sasl_username=alice@example.org"),
         "{log}"

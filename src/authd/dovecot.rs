@@ -373,6 +373,12 @@ impl Session {
                     _ => "authentication failed",
                 };
                 let mut line = format!("FAIL\t{id}\treason={reason}");
+                // Postfix logs it as the failure's sasl_username.
+                let user = p.exchange.attempted().map(ToString::to_string);
+                if let Some(u) = user.as_deref().filter(|u| safe_field(u)) {
+                    line.push_str("\tuser=");
+                    line.push_str(u);
+                }
                 if matches!(e, AuthError::Temporary(_)) {
                     line.push_str("\ttemp");
                 }
@@ -380,7 +386,7 @@ impl Session {
                 out.attempts.push(Attempt {
                     mechanism: p.exchange.mechanism(),
                     client: p.client.clone(),
-                    user: None,
+                    user,
                     result: Err(e),
                 });
             }
@@ -452,7 +458,16 @@ mod tests {
             &mut s,
             "AUTH\t99\tPLAIN\tservice=smtp\tresp=AHRpbQB3cm9uZw==",
         );
-        assert_eq!(o.lines, vec!["FAIL\t99\treason=authentication failed"]);
+        // The account tried goes back for Postfix's sasl_username=.
+        assert_eq!(
+            o.lines,
+            vec!["FAIL\t99\treason=authentication failed\tuser=tim@example.org"]
+        );
+        assert_eq!(o.attempts[0].user.as_deref(), Some("tim@example.org"));
+        // A response that never names anybody: no user=.
+        let o = feed(&mut s, "AUTH\t100\tPLAIN\tservice=smtp\tresp=AHRpbQ==");
+        assert_eq!(o.lines, vec!["FAIL\t100\treason=authentication failed"]);
+        assert_eq!(o.attempts[0].user, None);
     }
 
     #[test]
@@ -541,7 +556,9 @@ mod tests {
             );
             assert_eq!(
                 o.lines,
-                vec![format!("FAIL\t{id}\treason=authentication failed")]
+                vec![format!(
+                    "FAIL\t{id}\treason=authentication failed\tuser=tim@example.org"
+                )]
             );
         }
         let o = s.feed(

@@ -8,6 +8,7 @@ use super::{
     AuthError, Authenticated, Credentials, Mechanism, ServerConfig, Step, ct_eq, dummy_secrets, hex,
 };
 use crate::secret::random_bytes;
+use crate::store::Account;
 
 /// Cyrus refuses longer responses.
 const MAX_RESPONSE: usize = 1024;
@@ -15,6 +16,7 @@ const MAX_RESPONSE: usize = 1024;
 pub struct CramMd5 {
     config: ServerConfig,
     challenge: Option<Vec<u8>>,
+    attempted: Option<Account>,
 }
 
 pub(crate) fn hmac_md5(key: &[u8], data: &[u8]) -> Vec<u8> {
@@ -29,6 +31,7 @@ impl CramMd5 {
         CramMd5 {
             config,
             challenge: None,
+            attempted: None,
         }
     }
 
@@ -37,11 +40,12 @@ impl CramMd5 {
         CramMd5 {
             config,
             challenge: Some(challenge.to_vec()),
+            attempted: None,
         }
     }
 
     fn check(
-        &self,
+        &mut self,
         challenge: &[u8],
         response: &[u8],
         creds: &dyn Credentials,
@@ -64,6 +68,7 @@ impl CramMd5 {
             ));
         }
         let account = self.config.account(user)?;
+        self.attempted = Some(account.clone());
         let secrets = self.config.lookup(creds, &account)?;
         let usable = secrets.as_ref().and_then(|s| s.user_password.clone());
         let known = usable.is_some();
@@ -83,6 +88,10 @@ impl CramMd5 {
 impl Mechanism for CramMd5 {
     fn name(&self) -> &'static str {
         "CRAM-MD5"
+    }
+
+    fn attempted(&self) -> Option<&Account> {
+        self.attempted.as_ref()
     }
 
     fn start(&mut self, initial: Option<&[u8]>, _creds: &dyn Credentials) -> Step {

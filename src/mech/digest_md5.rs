@@ -29,6 +29,7 @@ pub struct DigestMd5 {
     config: ServerConfig,
     state: State,
     fixed_nonce: Option<String>,
+    attempted: Option<Account>,
 }
 
 /// One parsed `key=value` list.
@@ -177,6 +178,7 @@ impl DigestMd5 {
             config,
             state: State::Start,
             fixed_nonce: None,
+            attempted: None,
         }
     }
 
@@ -238,7 +240,7 @@ impl DigestMd5 {
     }
 
     fn verify(
-        &self,
+        &mut self,
         nonce: &str,
         response: &[u8],
         creds: &dyn Credentials,
@@ -294,6 +296,7 @@ impl DigestMd5 {
         let authzid = get("authzid");
         let utf8 = get("charset").is_some_and(|c| c.eq_ignore_ascii_case(b"utf-8"));
         let account = self.account(username, get("realm"))?;
+        self.attempted = Some(account.clone());
         let secrets = self.config.lookup(creds, &account)?;
         let stored = secrets.as_ref().and_then(|s| s.user_password.clone());
         let known = stored.is_some();
@@ -328,6 +331,10 @@ impl DigestMd5 {
 impl Mechanism for DigestMd5 {
     fn name(&self) -> &'static str {
         "DIGEST-MD5"
+    }
+
+    fn attempted(&self) -> Option<&Account> {
+        self.attempted.as_ref()
     }
 
     fn start(&mut self, initial: Option<&[u8]>, _creds: &dyn Credentials) -> Step {

@@ -1,6 +1,8 @@
 //! LOGIN (draft-murchison-sasl-login): `Username:` and `Password:` prompts,
 //! as Cyrus and Dovecot send them. An initial response is the user name.
 
+use crate::store::Account;
+
 use super::{AuthError, Authenticated, Credentials, Mechanism, ServerConfig, Step, dummy_secrets};
 
 /// Cyrus's bound for each of user name and password.
@@ -15,6 +17,7 @@ enum State {
 pub struct Login {
     config: ServerConfig,
     state: State,
+    attempted: Option<Account>,
 }
 
 impl Login {
@@ -22,6 +25,7 @@ impl Login {
         Login {
             config,
             state: State::WantUser,
+            attempted: None,
         }
     }
 
@@ -34,7 +38,7 @@ impl Login {
         Step::Challenge(b"Password:".to_vec())
     }
 
-    fn got_password(&self, user: &[u8], password: &[u8], creds: &dyn Credentials) -> Step {
+    fn got_password(&mut self, user: &[u8], password: &[u8], creds: &dyn Credentials) -> Step {
         if password.len() > MAX_FIELD {
             return Step::Failure(AuthError::TooLong);
         }
@@ -45,6 +49,7 @@ impl Login {
             Ok(a) => a,
             Err(e) => return Step::Failure(e),
         };
+        self.attempted = Some(account.clone());
         let secrets = match self.config.lookup(creds, &account) {
             Ok(s) => s,
             Err(e) => return Step::Failure(e),
@@ -68,6 +73,10 @@ impl Login {
 impl Mechanism for Login {
     fn name(&self) -> &'static str {
         "LOGIN"
+    }
+
+    fn attempted(&self) -> Option<&Account> {
+        self.attempted.as_ref()
     }
 
     fn start(&mut self, initial: Option<&[u8]>, _creds: &dyn Credentials) -> Step {

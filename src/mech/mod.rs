@@ -257,6 +257,11 @@ pub trait Mechanism: Send {
     fn name(&self) -> &'static str;
     fn start(&mut self, initial: Option<&[u8]>, creds: &dyn Credentials) -> Step;
     fn step(&mut self, response: &[u8], creds: &dyn Credentials) -> Step;
+    /// The account the client named, once the exchange got that far (for
+    /// failure logs and Dovecot's `FAIL ... user=`).
+    fn attempted(&self) -> Option<&Account> {
+        None
+    }
 }
 
 /// Security properties, in Cyrus's sense: what a mechanism resists.
@@ -345,6 +350,11 @@ impl Exchange {
 
     pub fn mechanism(&self) -> &'static str {
         self.mech.name()
+    }
+
+    /// The account the client named, if the exchange got that far.
+    pub fn attempted(&self) -> Option<&Account> {
+        self.mech.attempted()
     }
 
     fn decode(line: &[u8]) -> Result<Vec<u8>, AuthError> {

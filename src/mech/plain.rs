@@ -1,5 +1,7 @@
 //! PLAIN (RFC 4616): `[authzid] NUL authcid NUL passwd` in one message.
 
+use crate::store::Account;
+
 use super::{AuthError, Authenticated, Credentials, Mechanism, ServerConfig, Step, dummy_secrets};
 
 /// RFC 4616 asks servers to take at least 255 octets per field; Cyrus's
@@ -8,14 +10,18 @@ const MAX_MESSAGE: usize = 8192;
 
 pub struct Plain {
     config: ServerConfig,
+    attempted: Option<Account>,
 }
 
 impl Plain {
     pub fn new(config: ServerConfig) -> Plain {
-        Plain { config }
+        Plain {
+            config,
+            attempted: None,
+        }
     }
 
-    fn check(&self, msg: &[u8], creds: &dyn Credentials) -> Result<Authenticated, AuthError> {
+    fn check(&mut self, msg: &[u8], creds: &dyn Credentials) -> Result<Authenticated, AuthError> {
         if msg.len() > MAX_MESSAGE {
             return Err(AuthError::TooLong);
         }
@@ -32,6 +38,7 @@ impl Plain {
             return Err(AuthError::Malformed("empty password"));
         }
         let account = self.config.account(authcid)?;
+        self.attempted = Some(account.clone());
         let secrets = self.config.lookup(creds, &account)?;
         let known = secrets.is_some();
         // An unknown user costs the same comparison as a wrong password.
@@ -47,6 +54,10 @@ impl Plain {
 impl Mechanism for Plain {
     fn name(&self) -> &'static str {
         "PLAIN"
+    }
+
+    fn attempted(&self) -> Option<&Account> {
+        self.attempted.as_ref()
     }
 
     fn start(&mut self, initial: Option<&[u8]>, creds: &dyn Credentials) -> Step {

@@ -48,6 +48,7 @@ pub struct Scram {
     plus: bool,
     state: State,
     fixed_nonce: Option<Vec<u8>>,
+    attempted: Option<Account>,
 }
 
 /// Decode a SCRAM saslname (`=2C` is `,`, `=3D` is `=`).
@@ -85,6 +86,7 @@ impl Scram {
             plus,
             state: State::Start,
             fixed_nonce: None,
+            attempted: None,
         }
     }
 
@@ -219,6 +221,7 @@ impl Scram {
         }
         let user = decode_saslname(user)?;
         let account = self.config.account(&user)?;
+        self.attempted = Some(account.clone());
         let (salt, iterations, keys) = self.credentials(&account, creds)?;
         let snonce = match self.fixed_nonce.take() {
             Some(n) => n,
@@ -328,6 +331,10 @@ impl Mechanism for Scram {
             (ScramHash::Sha1, true) => "SCRAM-SHA-1-PLUS",
             (ScramHash::Sha256, true) => "SCRAM-SHA-256-PLUS",
         }
+    }
+
+    fn attempted(&self) -> Option<&Account> {
+        self.attempted.as_ref()
     }
 
     fn start(&mut self, initial: Option<&[u8]>, creds: &dyn Credentials) -> Step {

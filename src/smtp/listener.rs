@@ -422,12 +422,21 @@ impl Listener {
     fn log_event(&self, e: &Event, session: &Session, ip: IpAddr) {
         match e {
             Event::AuthOk { .. } => {}
-            Event::AuthFailed { mechanism, reason } => {
+            Event::AuthFailed {
+                mechanism,
+                reason,
+                user,
+            } => {
                 if let Ok(mut l) = self.limiter.lock() {
                     l.failed_at(Some(&ip.to_string()), std::time::Instant::now());
                 }
+                // Postfix's line, sasl_username included when known.
+                let user = user
+                    .as_deref()
+                    .map(|u| format!(", sasl_username={u}"))
+                    .unwrap_or_default();
                 self.log(&format!(
-                    "warning: unknown[{ip}]: SASL {mechanism} authentication failed: {reason}"
+                    "warning: unknown[{ip}]: SASL {mechanism} authentication failed: {reason}{user}"
                 ));
             }
             Event::Reject { command, reply, to } => {

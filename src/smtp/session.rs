@@ -105,6 +105,8 @@ pub enum Event {
     AuthFailed {
         mechanism: String,
         reason: String,
+        /// The account the client named, if it got that far.
+        user: Option<String>,
     },
     Reject {
         command: &'static str,
@@ -527,6 +529,7 @@ impl Session {
                 self.events.push(Event::AuthFailed {
                     mechanism: self.mechanism.to_string(),
                     reason: e.to_string(),
+                    user: ex.attempted().map(ToString::to_string),
                 });
                 self.error(one(
                     535,
