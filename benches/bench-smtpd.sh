@@ -63,6 +63,8 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
+# shellcheck source=benches/common.sh
+source "$HERE/common.sh"
 SHARED=${SASLDB_SHARED:-$HERE/../../shared}
 SHARED=$(cd "$SHARED" 2>/dev/null && pwd) || {
   echo "shared/ not found (set SASLDB_SHARED)" >&2; exit 1; }
@@ -113,14 +115,8 @@ log() { printf '[bench-smtpd] %s\n' "$*" >&2; }
 # ---------------------------------------------------------------- a. build
 log "building release: smtpd-auth, saslpasswd, benches/smtp_load.rs"
 (cd "$ROOT" && cargo build --release --quiet --bin smtpd-auth --bin saslpasswd)
-LOADGEN=$(cd "$ROOT" && cargo bench --quiet --bench smtp_load --no-run --message-format=json 2>/dev/null |
-  python3 -c 'import json,sys
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m.get("target", {}).get("name") == "smtp_load" and m.get("executable"):
-        print(m["executable"])')
-[[ -x $LOADGEN ]] || { echo "load generator not built" >&2; exit 1; }
-GIT_REV="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT" && git diff --quiet HEAD 2>/dev/null || echo '+dirty')"
+LOADGEN=$(build_smtp_load "$ROOT") || exit 1
+GIT_REV=$(git_rev "$ROOT")
 SMTPD=$TARGET/release/smtpd-auth
 SASLPW=$TARGET/release/saslpasswd
 
