@@ -86,6 +86,11 @@ pub const PARAMS: &[Param] = &[
         help: "mode of the Dovecot auth socket",
     },
     Param {
+        name: "dovecot_auth_require_client_cert",
+        default: "no",
+        help: "refuse Dovecot-protocol logins without valid-client-cert (Dovecot's auth_ssl_require_client_cert; Postfix never sends it)",
+    },
+    Param {
         name: "saslauthd_socket",
         default: "",
         help: "saslauthd-protocol socket (Cyrus pwcheck_method: saslauthd), e.g. /var/run/saslauthd/mux; empty: off",

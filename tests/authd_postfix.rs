@@ -1444,3 +1444,30 @@ fn failure_limit_by_rip_with_exceptions_over_the_dovecot_socket() {
             .contains("Too many")
     );
 }
+
+#[test]
+fn client_certificate_requirement_through_the_daemon() {
+    let lab = Lab::new();
+    let dove = lab.path("auth");
+    let d = Daemon::start(
+        &lab,
+        "authd",
+        &[
+            format!("dovecot_auth_socket={}", dove.display()),
+            "dovecot_auth_require_client_cert=yes".into(),
+        ],
+    );
+    let mut c = Dovecot::connect(&dove);
+    // Postfix's request (no valid-client-cert): refused, logged.
+    assert_eq!(
+        c.plain(1, "192.0.2.5", "alice", "alice-secret"),
+        "FAIL\t1\treason=Client didn't present valid SSL certificate"
+    );
+    d.wait_log("warning: unknown[192.0.2.5]: SASL PLAIN authentication failed: ");
+    // A Dovecot-style client whose certificate was verified.
+    let resp = base64::engine::general_purpose::STANDARD.encode("\0alice\0alice-secret");
+    c.send(&format!(
+        "AUTH\t2\tPLAIN\tservice=smtp\tsecured=tls\tvalid-client-cert\trip=192.0.2.5\tresp={resp}"
+    ));
+    assert!(c.line().starts_with("OK\t2\tuser=alice@"));
+}

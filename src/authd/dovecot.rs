@@ -25,6 +25,10 @@ pub struct DovecotConfig {
     /// Refuse plaintext mechanisms unless Postfix says the SMTP session is
     /// `secured` (TLS), as `smtpd_tls_auth_only` would.
     pub plaintext_needs_tls: bool,
+    /// Refuse every request without `valid-client-cert` (the client's TLS
+    /// certificate was verified), as Dovecot's auth_ssl_require_client_cert.
+    /// Postfix never sends the flag; Dovecot's own and Exim's clients do.
+    pub require_client_cert: bool,
     pub pid: u32,
     pub connection_id: u64,
 }
@@ -204,13 +208,17 @@ impl Session {
         let mut client = None;
         let mut local = None;
         let mut secured = false;
+        let mut client_cert = false;
         let mut resp: Option<&str> = None;
         for p in &f[3..] {
             match p.split_once('=') {
                 Some(("rip", v)) if !v.is_empty() => client = Some(v.to_string()),
                 Some(("lip", v)) if !v.is_empty() => local = Some(v),
                 Some(("resp", v)) => resp = Some(v),
+                // Newer clients say `secured=tls` (or `=localhost`).
+                Some(("secured", _)) => secured = true,
                 None if *p == "secured" => secured = true,
+                None if *p == "valid-client-cert" => client_cert = true,
                 _ => {}
             }
         }
@@ -239,6 +247,14 @@ impl Session {
             out.attempts.push(attempt(
                 None,
                 Err(AuthError::Temporary("rate limited".into())),
+            ));
+            return;
+        }
+        if self.config.require_client_cert && !client_cert {
+            Self::fail(out, &id, "Client didn't present valid SSL certificate");
+            out.attempts.push(attempt(
+                None,
+                Err(AuthError::Protocol("no valid client certificate")),
             ));
             return;
         }
@@ -419,6 +435,7 @@ mod tests {
             DovecotConfig {
                 mechanisms: vec!["SCRAM-SHA-256", "CRAM-MD5", "PLAIN", "LOGIN"],
                 plaintext_needs_tls,
+                require_client_cert: false,
                 pid: 42,
                 connection_id: 7,
             },
@@ -532,6 +549,38 @@ mod tests {
             )
             .lines,
             vec!["OK\t2\tuser=tim@example.org"]
+        );
+        // Dovecot 2.3's own clients say secured=tls.
+        assert_eq!(
+            feed(
+                &mut s,
+                "AUTH\t3\tPLAIN\tsecured=tls\tresp=AHRpbQB0YW5zdGFhZnRhbnN0YWFm"
+            )
+            .lines,
+            vec!["OK\t3\tuser=tim@example.org"]
+        );
+    }
+
+    #[test]
+    fn client_certificate_required_when_configured() {
+        let mut s = session(false);
+        s.config.require_client_cert = true;
+        let plain = "PLAIN\tservice=smtp\tsecured\tresp=AHRpbQB0YW5zdGFhZnRhbnN0YWFm";
+        let o = feed(&mut s, &format!("AUTH\t1\t{plain}"));
+        assert_eq!(
+            o.lines,
+            vec!["FAIL\t1\treason=Client didn't present valid SSL certificate"]
+        );
+        assert!(o.attempts[0].result.is_err());
+        assert_eq!(
+            feed(&mut s, &format!("AUTH\t2\t{plain}\tvalid-client-cert")).lines,
+            vec!["OK\t2\tuser=tim@example.org"]
+        );
+        // Off (the default): the flag changes nothing.
+        let mut s = session(false);
+        assert_eq!(
+            feed(&mut s, &format!("AUTH\t3\t{plain}")).lines,
+            vec!["OK\t3\tuser=tim@example.org"]
         );
     }
 

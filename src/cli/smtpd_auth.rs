@@ -462,6 +462,9 @@ fn start(
     let dovecot = DovecotConfig {
         mechanisms: socket_mechanisms.clone(),
         plaintext_needs_tls: cf.get_bool("smtpd_tls_auth_only").map_err(err_cf)?,
+        require_client_cert: cf
+            .get_bool("dovecot_auth_require_client_cert")
+            .map_err(err_cf)?,
         pid: std::process::id(),
         connection_id: 0,
     };
