@@ -1349,7 +1349,10 @@ fn many_concurrent_clients() {
             if good {
                 assert_eq!(reply, format!("OK\t{id}\tuser=alice@lab.example"));
             } else {
-                assert_eq!(reply, format!("FAIL\t{id}\treason=authentication failed"));
+                assert_eq!(
+                    reply,
+                    format!("FAIL\t{id}\treason=authentication failed\tuser=bob@lab.example")
+                );
             }
         }
     }
@@ -1414,7 +1417,7 @@ fn failure_limit_by_rip_with_exceptions_over_the_dovecot_socket() {
     for id in 1..=2 {
         assert_eq!(
             c.plain(id, "192.0.2.1", "alice", "x"),
-            format!("FAIL\t{id}\treason=authentication failed")
+            format!("FAIL\t{id}\treason=authentication failed\tuser=alice@lab.example")
         );
     }
     assert!(
