@@ -296,6 +296,11 @@ impl Conn {
                     if !self.consume(shared, now) {
                         return false;
                     }
+                    // A short read emptied the socket; more data raises a
+                    // new edge. Saves the EAGAIN read on every request.
+                    if n < chunk.len() {
+                        break;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
