@@ -278,8 +278,14 @@ pub enum ConfigError {
     UnknownOverride(String),
     #[error("{0}: {1}")]
     Io(String, String),
-    #[error("parameter {key}: {why}")]
-    Invalid { key: String, why: String },
+    /// `origin` says where the value was set (`file: line N: `, `-o: `),
+    /// empty for a default.
+    #[error("{origin}parameter {key}: {why}")]
+    Invalid {
+        origin: String,
+        key: String,
+        why: String,
+    },
     #[error("parameter {0}: $-expansion loops")]
     Loop(String),
 }
@@ -290,6 +296,8 @@ pub struct MainCf {
     values: HashMap<String, String>,
     /// Names set explicitly (file or -o), in order, for `--print-config`.
     set: Vec<String>,
+    /// Where each explicit value was set, for error messages.
+    origin: HashMap<String, String>,
 }
 
 fn known(name: &str) -> Option<&'static Param> {
@@ -311,6 +319,7 @@ impl MainCf {
                         key: k,
                     });
                 }
+                cf.origin.insert(k.clone(), format!("{file}: line {line}"));
                 cf.insert(k, v.trim().to_string());
             }
             Ok(())
@@ -377,8 +386,22 @@ impl MainCf {
         if known(k).is_none() {
             return Err(ConfigError::UnknownOverride(k.to_string()));
         }
+        self.origin.insert(k.to_string(), "-o".into());
         self.insert(k.to_string(), v.trim().to_string());
         Ok(())
+    }
+
+    /// A bad value, named with where it was set.
+    fn invalid(&self, key: &str, why: String) -> ConfigError {
+        ConfigError::Invalid {
+            origin: self
+                .origin
+                .get(key)
+                .map(|o| format!("{o}: "))
+                .unwrap_or_default(),
+            key: key.into(),
+            why,
+        }
     }
 
     /// A parameter's value with `$name` expanded.
@@ -443,39 +466,30 @@ impl MainCf {
         match v.to_ascii_lowercase().as_str() {
             "yes" | "true" | "1" | "on" => Ok(true),
             "no" | "false" | "0" | "off" | "" => Ok(false),
-            _ => Err(ConfigError::Invalid {
-                key: key.into(),
-                why: format!("{v:?} is not yes or no"),
-            }),
+            _ => Err(self.invalid(key, format!("{v:?} is not yes or no"))),
         }
     }
 
     pub fn get_u32(&self, key: &str) -> Result<u32, ConfigError> {
         let v = self.get(key)?;
-        v.parse().map_err(|_| ConfigError::Invalid {
-            key: key.into(),
-            why: format!("{v:?} is not a number"),
-        })
+        v.parse()
+            .map_err(|_| self.invalid(key, format!("{v:?} is not a number")))
     }
 
     /// A Postfix time value: a number with an optional s, m, h or d unit.
     pub fn get_duration(&self, key: &str) -> Result<std::time::Duration, ConfigError> {
         let v = self.get(key)?;
         let (num, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
-        let n: u64 = num.parse().map_err(|_| ConfigError::Invalid {
-            key: key.into(),
-            why: format!("{v:?} is not a time"),
-        })?;
+        let n: u64 = num
+            .parse()
+            .map_err(|_| self.invalid(key, format!("{v:?} is not a time")))?;
         let secs = match unit {
             "" | "s" => n,
             "m" => n * 60,
             "h" => n * 3600,
             "d" => n * 86400,
             _ => {
-                return Err(ConfigError::Invalid {
-                    key: key.into(),
-                    why: format!("{v:?}: unit must be s, m, h or d"),
-                });
+                return Err(self.invalid(key, format!("{v:?}: unit must be s, m, h or d")));
             }
         };
         Ok(std::time::Duration::from_secs(secs))
@@ -487,10 +501,7 @@ impl MainCf {
         u32::from_str_radix(&v, 8)
             .ok()
             .filter(|m| *m <= 0o777)
-            .ok_or_else(|| ConfigError::Invalid {
-                key: key.into(),
-                why: format!("{v:?} is not an octal mode"),
-            })
+            .ok_or_else(|| self.invalid(key, format!("{v:?} is not an octal mode")))
     }
 
     /// Comma/space separated list.
@@ -568,7 +579,20 @@ mod tests {
         assert!(cf.override_with("bogus=1").is_err());
         assert!(cf.override_with("nonsense").is_err());
         cf.override_with("smtpd_tls_auth_only=maybe").unwrap();
-        assert!(cf.get_bool("smtpd_tls_auth_only").is_err());
+        assert_eq!(
+            cf.get_bool("smtpd_tls_auth_only").unwrap_err().to_string(),
+            "-o: parameter smtpd_tls_auth_only: \"maybe\" is not yes or no"
+        );
+        // A bad value in a file names its line, continuation lines included.
+        let file = MainCf::parse(
+            "# c\nmyhostname = a\nsmtpd_timeout =\n  5 fortnights\n",
+            "m.cf",
+        )
+        .unwrap();
+        assert_eq!(
+            file.get_duration("smtpd_timeout").unwrap_err().to_string(),
+            "m.cf: line 3: parameter smtpd_timeout: \"5 fortnights\": unit must be s, m, h or d"
+        );
         cf.override_with("smtpd_auth_failure_window=2m").unwrap();
         assert_eq!(
             cf.get_duration("smtpd_auth_failure_window")

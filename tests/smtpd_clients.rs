@@ -984,3 +984,51 @@ fn a_session_has_a_total_time_limit() {
         d.log_text()
     );
 }
+
+#[test]
+fn bad_configuration_values_name_where_they_were_set() {
+    let s = Scratch::new();
+    s.users(&[("alice", "alice-pw")]);
+    let cf = s.path("smtpd-auth.cf");
+    std::fs::write(
+        &cf,
+        "# scratch\nmyhostname = mx.example.org\nsmtpd_timeout =\n    5x\n",
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let o = s
+            .cmd(SMTPD_AUTH)
+            .arg("-c")
+            .arg(&cf)
+            .args(["-o", "smtpd_listen=127.0.0.1:0"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}: line 3: parameter smtpd_timeout: \"5x\": unit must be s, m, h or d",
+            cf.display()
+        )),
+        "{err}"
+    );
+    // An -o value overrides the file and is named as such.
+    let (code, err) = run(&[
+        "-o",
+        "smtpd_timeout=300s",
+        "-o",
+        "smtpd_tls_auth_only=maybe",
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("-o: parameter smtpd_tls_auth_only: \"maybe\" is not yes or no"),
+        "{err}"
+    );
+}
