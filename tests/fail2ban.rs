@@ -156,3 +156,89 @@ fn debian_postfix_filter_matches_with_a_postfix_syslog_name() {
     assert_eq!(matched(&log2, "postfix[mode=auth]"), 0);
     assert_eq!(matched(&log2, &our_filter(&s2)), 3);
 }
+
+/// The Dovecot auth socket's failure lines (smtpd-auth/auth, Postfix's
+/// client address from rip=) are matched too, one per failure, and name
+/// the address fail2ban must ban, not the socket's peer.
+#[test]
+fn shipped_filter_matches_auth_socket_failures() {
+    use base64::Engine;
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixStream;
+    let s = Scratch::new();
+    s.users(&[("alice", "alice-pw")]);
+    let sock = s.path("auth");
+    let log = s.path("auth.log");
+    let mut child = Command::new(SMTPD_AUTH)
+        .env("SASL_CONF_PATH", s.conf_dir())
+        .args(["-o", "myhostname=mx.example.org", "-o", "mail_owner=root"])
+        .args(["-o", "smtpd_sasl_local_domain=example.org"])
+        .arg("-o")
+        .arg(format!("dovecot_auth_socket={}", sock.display()))
+        .stderr(std::fs::File::create(&log).unwrap())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let conn = loop {
+        if let Ok(c) = UnixStream::connect(&sock) {
+            break c;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "no socket");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut w = conn.try_clone().unwrap();
+    let mut r = BufReader::new(conn);
+    w.write_all(b"VERSION\t1\t0\nCPID\t1\n").unwrap();
+    let mut line = String::new();
+    while line.trim_end() != "DONE" {
+        line.clear();
+        assert!(r.read_line(&mut line).unwrap() > 0);
+    }
+    let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
+    let mut id = 0;
+    for (pw, ip, n) in [("alice-pw", "192.0.2.1", 2), ("wrong", "198.51.100.7", 3)] {
+        for _ in 0..n {
+            id += 1;
+            let resp = b64(&format!("\0alice\0{pw}"));
+            w.write_all(
+                format!("AUTH\t{id}\tPLAIN\tservice=smtp\tlip=127.0.0.1\trip={ip}\tresp={resp}\n")
+                    .as_bytes(),
+            )
+            .unwrap();
+            line.clear();
+            r.read_line(&mut line).unwrap();
+            assert!(
+                line.starts_with(if pw == "wrong" { "FAIL" } else { "OK" }),
+                "{line}"
+            );
+        }
+    }
+    let start = Instant::now();
+    while std::fs::read_to_string(&log)
+        .unwrap()
+        .matches("authentication failed")
+        .count()
+        < 3
+    {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text.matches("smtpd-auth/auth[").count(),
+        text.lines().count(),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("warning: unknown[198.51.100.7]: SASL PLAIN authentication failed")
+            .count(),
+        3,
+        "{text}"
+    );
+    assert_eq!(matched(&log, &our_filter(&s)), 3, "{text}");
+}
