@@ -1474,3 +1474,52 @@ fn client_certificate_requirement_through_the_daemon() {
     ));
     assert!(c.line().starts_with("OK\t2\tuser=alice@"));
 }
+
+#[test]
+fn out_of_descriptors_the_queued_clients_are_served_once_some_close() {
+    let lab = Lab::new();
+    let dove = lab.path("auth");
+    let d = Daemon::start(
+        &lab,
+        "authd",
+        &[
+            format!("dovecot_auth_socket={}", dove.display()),
+            // No privilege drop, so prlimit may change the running daemon.
+            "mail_owner=root".into(),
+        ],
+    );
+    let pid = d.pid();
+    let open_fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    let limit = open_fds + 4;
+    let o = Command::new("prlimit")
+        .arg(format!("--pid={pid}"))
+        .arg(format!("--nofile={limit}:{limit}"))
+        .output()
+        .expect("prlimit (apt-get install util-linux)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Connect until one is not accepted (no greeting): it waits queued.
+    let greeted = |s: &UnixStream, wait: Duration| {
+        s.set_read_timeout(Some(wait)).unwrap();
+        let mut b = [0u8; 8];
+        matches!((&*s).read(&mut b), Ok(n) if n > 0)
+    };
+    let mut accepted = Vec::new();
+    let queued = loop {
+        let s = UnixStream::connect(&dove).unwrap();
+        if !greeted(&s, Duration::from_millis(500)) {
+            break s;
+        }
+        accepted.push(s);
+        assert!(accepted.len() < 20, "the descriptor limit never bit");
+    };
+    d.wait_log("warning: auth socket: cannot accept a connection: ");
+    // Free descriptors: the queued client is served with no new
+    // connection arriving to wake the server.
+    drop(accepted);
+    assert!(
+        greeted(&queued, Duration::from_secs(3)),
+        "queued client never accepted"
+    );
+}

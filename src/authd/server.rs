@@ -173,6 +173,9 @@ fn run(listener: UnixListener, shared: &Shared, protocol: Protocol) -> io::Resul
     let mut next_token = 1usize;
     let mut chunk = vec![0u8; 16 * 1024];
     let mut last_sweep = Instant::now();
+    // An accept that failed for want of descriptors leaves the connection
+    // queued with no new edge to report it: retry on every round.
+    let mut accept_again = false;
     while !shared.stop.load(Ordering::SeqCst) {
         match poll.poll(&mut events, Some(SWEEP_EVERY)) {
             // glibc's setuid() signals every thread when the daemon drops
@@ -182,17 +185,25 @@ fn run(listener: UnixListener, shared: &Shared, protocol: Protocol) -> io::Resul
             Ok(()) => {}
         }
         let now = Instant::now();
+        if accept_again || events.iter().any(|ev| ev.token() == LISTENER) {
+            let failed = accept_all(
+                &listener,
+                &poll,
+                &mut conns,
+                &mut next_token,
+                shared,
+                protocol,
+                now,
+            );
+            if let (Some(e), false) = (&failed, accept_again) {
+                (shared.log)(&format!(
+                    "warning: auth socket: cannot accept a connection: {e}"
+                ));
+            }
+            accept_again = failed.is_some();
+        }
         for ev in events.iter() {
             if ev.token() == LISTENER {
-                accept_all(
-                    &listener,
-                    &poll,
-                    &mut conns,
-                    &mut next_token,
-                    shared,
-                    protocol,
-                    now,
-                );
                 continue;
             }
             let t = ev.token().0;
@@ -219,6 +230,7 @@ fn run(listener: UnixListener, shared: &Shared, protocol: Protocol) -> io::Resul
     Ok(())
 }
 
+/// Accept every queued connection; the error when some cannot be now.
 fn accept_all(
     listener: &mio::net::UnixListener,
     poll: &Poll,
@@ -227,14 +239,14 @@ fn accept_all(
     shared: &Shared,
     protocol: Protocol,
     now: Instant,
-) {
+) -> Option<io::Error> {
     loop {
         let stream = match listener.accept() {
             Ok((s, _)) => s,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            // Out of descriptors and the like: try again on the next wake.
-            Err(_) => return,
+            // Out of descriptors and the like: try again next round.
+            Err(e) => return Some(e),
         };
         if conns.len() >= MAX_CONNECTIONS {
             (shared.log)("warning: too many auth socket connections; closing one");
@@ -346,7 +358,11 @@ impl Conn {
                     );
                     return false;
                 }
-                self.deadline = self.read_deadline(now);
+                // While replies wait, the write deadline stands: more
+                // requests do not buy a client that does not read more time.
+                if !self.want_write {
+                    self.deadline = self.read_deadline(now);
+                }
                 true
             }
             Proto::Saslauthd => {
