@@ -16,7 +16,7 @@
 mod common;
 use common::*;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -600,58 +600,6 @@ fn testsaslauthd(socket: &Path, args: &[&str]) -> (i32, String) {
         WAIT,
     );
     (o.status.code().unwrap_or(-1), stdout(&o))
-}
-
-/// A raw Dovecot-protocol client, speaking as Postfix's does.
-struct Dovecot {
-    r: BufReader<UnixStream>,
-    w: UnixStream,
-    handshake: Vec<String>,
-}
-
-impl Dovecot {
-    fn connect(path: &Path) -> Dovecot {
-        let w = UnixStream::connect(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        w.set_read_timeout(Some(WAIT)).unwrap();
-        w.set_write_timeout(Some(WAIT)).unwrap();
-        let mut d = Dovecot {
-            r: BufReader::new(w.try_clone().unwrap()),
-            w,
-            handshake: Vec::new(),
-        };
-        d.send("VERSION\t1\t0\nCPID\t4242");
-        loop {
-            let l = d.line();
-            let done = l == "DONE";
-            d.handshake.push(l);
-            if done {
-                break;
-            }
-        }
-        d
-    }
-
-    fn send(&mut self, text: &str) {
-        self.w
-            .write_all(format!("{text}\n").as_bytes())
-            .expect("write to auth socket");
-    }
-
-    fn line(&mut self) -> String {
-        let mut l = String::new();
-        let n = self.r.read_line(&mut l).expect("read from auth socket");
-        assert!(n > 0, "auth socket closed");
-        l.trim_end_matches('\n').to_string()
-    }
-
-    /// AUTH PLAIN with an initial response, as Postfix sends it.
-    fn plain(&mut self, id: u32, rip: &str, user: &str, pw: &str) -> String {
-        let resp = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{pw}"));
-        self.send(&format!(
-            "AUTH\t{id}\tPLAIN\tservice=smtp\tnologin\tlip=127.0.0.1\trip={rip}\tresp={resp}"
-        ));
-        self.line()
-    }
 }
 
 /// Read until EOF or error; how long that took.

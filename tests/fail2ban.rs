@@ -162,9 +162,6 @@ fn debian_postfix_filter_matches_with_a_postfix_syslog_name() {
 /// the address fail2ban must ban, not the socket's peer.
 #[test]
 fn shipped_filter_matches_auth_socket_failures() {
-    use base64::Engine;
-    use std::io::{BufRead, BufReader, Write};
-    use std::os::unix::net::UnixStream;
     let s = Scratch::new();
     s.users(&[("alice", "alice-pw")]);
     let sock = s.path("auth");
@@ -180,39 +177,19 @@ fn shipped_filter_matches_auth_socket_failures() {
         .spawn()
         .unwrap();
     let start = Instant::now();
-    let conn = loop {
-        if let Ok(c) = UnixStream::connect(&sock) {
-            break c;
-        }
+    while std::os::unix::net::UnixStream::connect(&sock).is_err() {
         assert!(start.elapsed() < Duration::from_secs(20), "no socket");
         std::thread::sleep(Duration::from_millis(50));
-    };
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut w = conn.try_clone().unwrap();
-    let mut r = BufReader::new(conn);
-    w.write_all(b"VERSION\t1\t0\nCPID\t1\n").unwrap();
-    let mut line = String::new();
-    while line.trim_end() != "DONE" {
-        line.clear();
-        assert!(r.read_line(&mut line).unwrap() > 0);
     }
-    let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
+    let mut c = Dovecot::connect(&sock);
     let mut id = 0;
     for (pw, ip, n) in [("alice-pw", "192.0.2.1", 2), ("wrong", "198.51.100.7", 3)] {
         for _ in 0..n {
             id += 1;
-            let resp = b64(&format!("\0alice\0{pw}"));
-            w.write_all(
-                format!("AUTH\t{id}\tPLAIN\tservice=smtp\tlip=127.0.0.1\trip={ip}\tresp={resp}\n")
-                    .as_bytes(),
-            )
-            .unwrap();
-            line.clear();
-            r.read_line(&mut line).unwrap();
+            let reply = c.plain(id, ip, "alice", pw);
             assert!(
-                line.starts_with(if pw == "wrong" { "FAIL" } else { "OK" }),
-                "{line}"
+                reply.starts_with(if pw == "wrong" { "FAIL" } else { "OK" }),
+                "{reply}"
             );
         }
     }

@@ -2,6 +2,8 @@
 //! the real binaries, reading stores back with Debian's tools.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -177,4 +179,62 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// How long the Dovecot test client waits for a reply.
+pub const DOVECOT_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// A raw Dovecot-protocol client, speaking as Postfix's does.
+pub struct Dovecot {
+    pub r: BufReader<UnixStream>,
+    pub w: UnixStream,
+    pub handshake: Vec<String>,
+}
+
+impl Dovecot {
+    pub fn connect(path: &Path) -> Dovecot {
+        let w = UnixStream::connect(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        w.set_read_timeout(Some(DOVECOT_WAIT)).unwrap();
+        w.set_write_timeout(Some(DOVECOT_WAIT)).unwrap();
+        let mut d = Dovecot {
+            r: BufReader::new(w.try_clone().unwrap()),
+            w,
+            handshake: Vec::new(),
+        };
+        d.send("VERSION\t1\t0\nCPID\t4242");
+        loop {
+            let l = d.line();
+            let done = l == "DONE";
+            d.handshake.push(l);
+            if done {
+                break;
+            }
+        }
+        d
+    }
+
+    pub fn send(&mut self, text: &str) {
+        self.w
+            .write_all(format!("{text}\n").as_bytes())
+            .expect("write to auth socket");
+    }
+
+    pub fn line(&mut self) -> String {
+        let mut l = String::new();
+        let n = self.r.read_line(&mut l).expect("read from auth socket");
+        assert!(n > 0, "auth socket closed");
+        l.trim_end_matches('\n').to_string()
+    }
+
+    /// AUTH PLAIN with an initial response, as Postfix sends it.
+    pub fn plain(&mut self, id: u32, rip: &str, user: &str, pw: &str) -> String {
+        let resp = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("\0{user}\0{pw}"),
+        );
+        self.send(&format!(
+            "AUTH\t{id}\tPLAIN\tservice=smtp\tnologin\tlip=127.0.0.1\trip={rip}\tresp={resp}"
+        ));
+        self.line()
+    }
 }
