@@ -162,22 +162,36 @@ pub fn serve(listener: UnixListener, shared: Arc<Shared>, protocol: Protocol) {
     }
 }
 
+/// One socket's event loop: its connections by token.
+struct Loop<'a> {
+    shared: &'a Shared,
+    protocol: Protocol,
+    poll: Poll,
+    conns: HashMap<usize, Conn>,
+    next_token: usize,
+}
+
 fn run(listener: UnixListener, shared: &Shared, protocol: Protocol) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let mut listener = mio::net::UnixListener::from_std(listener);
-    let mut poll = Poll::new()?;
-    poll.registry()
+    let mut l = Loop {
+        shared,
+        protocol,
+        poll: Poll::new()?,
+        conns: HashMap::new(),
+        next_token: 0,
+    };
+    l.poll
+        .registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
     let mut events = Events::with_capacity(256);
-    let mut conns: HashMap<usize, Conn> = HashMap::new();
-    let mut next_token = 1usize;
     let mut chunk = vec![0u8; 16 * 1024];
     let mut last_sweep = Instant::now();
     // An accept that failed for want of descriptors leaves the connection
     // queued with no new edge to report it: retry on every round.
     let mut accept_again = false;
     while !shared.stop.load(Ordering::SeqCst) {
-        match poll.poll(&mut events, Some(SWEEP_EVERY)) {
+        match l.poll.poll(&mut events, Some(SWEEP_EVERY)) {
             // glibc's setuid() signals every thread when the daemon drops
             // privileges: not an error.
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -186,15 +200,7 @@ fn run(listener: UnixListener, shared: &Shared, protocol: Protocol) -> io::Resul
         }
         let now = Instant::now();
         if accept_again || events.iter().any(|ev| ev.token() == LISTENER) {
-            let failed = accept_all(
-                &listener,
-                &poll,
-                &mut conns,
-                &mut next_token,
-                shared,
-                protocol,
-                now,
-            );
+            let failed = l.accept_all(&listener, now);
             if let (Some(e), false) = (&failed, accept_again) {
                 (shared.log)(&format!(
                     "warning: auth socket: cannot accept a connection: {e}"
@@ -202,58 +208,83 @@ fn run(listener: UnixListener, shared: &Shared, protocol: Protocol) -> io::Resul
             }
             accept_again = failed.is_some();
         }
-        for ev in events.iter() {
-            if ev.token() == LISTENER {
-                continue;
-            }
+        for ev in events.iter().filter(|ev| ev.token() != LISTENER) {
             let t = ev.token().0;
-            let Some(conn) = conns.get_mut(&t) else {
+            let Some(conn) = l.conns.get_mut(&t) else {
                 continue;
             };
-            if (!conn.ready(shared, &mut chunk, now) || !conn.interest(&poll, t))
-                && let Some(mut c) = conns.remove(&t)
-            {
-                let _ = poll.registry().deregister(&mut c.stream);
+            if !conn.ready(shared, &mut chunk, now) || !conn.interest(&l.poll, t) {
+                l.close(t);
             }
         }
         if now.duration_since(last_sweep) >= SWEEP_EVERY {
             last_sweep = now;
-            conns.retain(|_, c| {
-                let keep = now < c.deadline;
-                if !keep {
-                    let _ = poll.registry().deregister(&mut c.stream);
-                }
-                keep
-            });
+            let expired: Vec<usize> = l
+                .conns
+                .iter()
+                .filter(|(_, c)| now >= c.deadline)
+                .map(|(t, _)| *t)
+                .collect();
+            for t in expired {
+                l.close(t);
+            }
         }
     }
     Ok(())
 }
 
-/// Accept every queued connection; the error when some cannot be now.
-fn accept_all(
-    listener: &mio::net::UnixListener,
-    poll: &Poll,
-    conns: &mut HashMap<usize, Conn>,
-    next_token: &mut usize,
-    shared: &Shared,
-    protocol: Protocol,
-    now: Instant,
-) -> Option<io::Error> {
-    loop {
-        let stream = match listener.accept() {
-            Ok((s, _)) => s,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            // Out of descriptors and the like: try again next round.
-            Err(e) => return Some(e),
-        };
-        if conns.len() >= MAX_CONNECTIONS {
-            (shared.log)("warning: too many auth socket connections; closing one");
-            continue;
+impl Loop<'_> {
+    fn close(&mut self, token: usize) {
+        if let Some(mut c) = self.conns.remove(&token) {
+            let _ = self.poll.registry().deregister(&mut c.stream);
         }
-        *next_token = next_token.wrapping_add(1).max(1);
-        let token = *next_token;
+    }
+
+    /// Accept every queued connection; the error when some cannot be now.
+    fn accept_all(&mut self, listener: &mio::net::UnixListener, now: Instant) -> Option<io::Error> {
+        loop {
+            let stream = match listener.accept() {
+                Ok((s, _)) => s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // Out of descriptors and the like: try again next round.
+                Err(e) => return Some(e),
+            };
+            if self.conns.len() >= MAX_CONNECTIONS {
+                (self.shared.log)("warning: too many auth socket connections; closing one");
+                continue;
+            }
+            self.next_token = self.next_token.wrapping_add(1).max(1);
+            let token = self.next_token;
+            let mut conn = Conn::new(stream, self.shared, self.protocol, now);
+            if self
+                .poll
+                .registry()
+                .register(&mut conn.stream, Token(token), Interest::READABLE)
+                .is_err()
+            {
+                continue;
+            }
+            self.conns.insert(token, conn);
+            // The Dovecot handshake goes out at once.
+            let ok = self
+                .conns
+                .get_mut(&token)
+                .is_some_and(|c| c.flush(now) && c.interest(&self.poll, token));
+            if !ok {
+                self.close(token);
+            }
+        }
+    }
+}
+
+impl Conn {
+    fn new(
+        stream: mio::net::UnixStream,
+        shared: &Shared,
+        protocol: Protocol,
+        now: Instant,
+    ) -> Conn {
         let (proto, output, timeout) = match protocol {
             Protocol::Dovecot => {
                 let mut cfg = shared.dovecot.clone();
@@ -268,7 +299,7 @@ fn accept_all(
             }
             Protocol::Saslauthd => (Proto::Saslauthd, Vec::new(), REQUEST_TIMEOUT),
         };
-        let mut conn = Conn {
+        Conn {
             stream,
             input: Vec::new(),
             output,
@@ -277,23 +308,9 @@ fn accept_all(
             want_write: false,
             closing: false,
             proto,
-        };
-        if poll
-            .registry()
-            .register(&mut conn.stream, Token(token), Interest::READABLE)
-            .is_err()
-        {
-            continue;
-        }
-        if conn.flush(now) && conn.interest(poll, token) {
-            conns.insert(token, conn);
-        } else {
-            let _ = poll.registry().deregister(&mut conn.stream);
         }
     }
-}
 
-impl Conn {
     /// Handle readiness: read everything there is, answer every complete
     /// request, write what can be written. False: close the connection.
     fn ready(&mut self, shared: &Shared, chunk: &mut [u8], now: Instant) -> bool {
