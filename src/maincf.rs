@@ -236,6 +236,11 @@ pub const PARAMS: &[Param] = &[
         help: "simultaneous connections per client address (mynetworks exempt; 0: no limit)",
     },
     Param {
+        name: "default_process_limit",
+        default: "100",
+        help: "simultaneous SMTP sessions; more clients wait in the listen queue, as with Postfix's process limit (0: no limit; read at start)",
+    },
+    Param {
         name: "smtpd_client_auth_rate_limit",
         default: "0",
         help: "AUTH commands per client per minute (mynetworks exempt; 0: no limit)",
@@ -243,7 +248,7 @@ pub const PARAMS: &[Param] = &[
     Param {
         name: "smtpd_auth_state_dir",
         default: "",
-        help: "state directory, for the self-signed certificate made when none is configured (default: /var/lib/smtpd-auth as root, else ~/.local/state/smtpd-auth)",
+        help: "state directory, for the self-signed certificate made when none is configured and the spool/ of message bodies being received (default: /var/lib/smtpd-auth as root, else ~/.local/state/smtpd-auth)",
     },
     Param {
         name: "log_destination",

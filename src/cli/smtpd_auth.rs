@@ -18,6 +18,7 @@ use crate::mech::ServerConfig;
 use crate::saslconf::{self, security::SecurityOptions};
 use crate::smtp::listener::{Control, Listener};
 use crate::smtp::session::{Policy, Restriction};
+use crate::smtp::spool::Spool;
 use crate::store::{OpenOptions, Store};
 
 /// Default configuration file (read when it exists and no -c is given).
@@ -214,6 +215,7 @@ fn smtp_listener(
             .get_u32("smtpd_client_connection_count_limit")
             .map_err(e)?,
         session_limit: cf.get_duration("smtpd_max_session_time").map_err(e)?,
+        spool: Spool::new(state_dir(cf)?.join("spool")),
         log,
     })
 }
@@ -417,6 +419,26 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     }
 }
 
+/// Remove spool files a crash left behind. When root hands over to
+/// `mail_owner`, make the directory now and give it to that user, who
+/// could not create it later; otherwise it is made at the first spill.
+/// Returns how many stale files were removed.
+fn prepare_spool(cf: &MainCf, spool: &Spool) -> Result<usize, String> {
+    let at = |x: std::io::Error| format!("{}: {x}", spool.dir().display());
+    let n = spool.remove_stale().map_err(at)?;
+    let owner = cf.get("mail_owner").map_err(err_cf)?;
+    if nix::unistd::geteuid().is_root() && !owner.is_empty() && owner != "root" {
+        let user = nix::unistd::User::from_name(&owner)
+            .ok()
+            .flatten()
+            .ok_or_else(|| format!("mail_owner: no user {owner:?}"))?;
+        spool.ensure_dir().map_err(at)?;
+        nix::unistd::chown(spool.dir(), Some(user.uid), Some(user.gid))
+            .map_err(|x| format!("{}: {x}", spool.dir().display()))?;
+    }
+    Ok(n)
+}
+
 /// Give up root for `mail_owner` once every socket is bound and the store
 /// is open (its descriptors stay usable).
 fn drop_privileges(cf: &MainCf) -> Result<Option<String>, String> {
@@ -546,7 +568,15 @@ fn start(
         let store = Store::open_read(&c.store_path, &c.open).map_err(|x| x.to_string())?;
         let l = smtp_listener(&cf, &c, Arc::new(store), &aliases)?;
         let tls_on = l.tls.is_some();
-        let ctl = Control::new(l);
+        let stale = prepare_spool(&cf, &l.spool)?;
+        if stale > 0 {
+            (shared.log)(&format!(
+                "removed {stale} stale files from {}",
+                l.spool.dir().display()
+            ));
+        }
+        let limit = cf.get_u32("default_process_limit").map_err(err_cf)?;
+        let ctl = Control::new(l, limit);
         for (addrs, implicit) in [(&listen, false), (&listen_tls, true)] {
             for a in addrs {
                 if implicit && !tls_on {

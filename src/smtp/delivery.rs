@@ -2,7 +2,6 @@
 //! nothing is lost: forwarding to the next hop (`relayhost`), or writing
 //! into a Maildir for local domains (file and directory synced).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -10,6 +9,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use super::command::Address;
+use super::spool::{CHUNK, Message};
 
 /// How a delivery failed: temporary (the client should retry) or final.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +49,7 @@ pub fn maildir(
     base: &Path,
     rcpt: &Address,
     unique: &str,
-    message: &[u8],
+    message: &Message,
 ) -> Result<PathBuf, DeliveryError> {
     let temp = |e: std::io::Error| DeliveryError::Temporary(e.to_string());
     let dir = mailbox_dir(base, rcpt)?;
@@ -62,7 +62,7 @@ pub fn maildir(
         .create_new(true)
         .open(&tmp)
         .map_err(temp)?;
-    f.write_all(message).map_err(temp)?;
+    message.copy_to(&mut f).map_err(temp)?;
     f.sync_all().map_err(temp)?;
     drop(f);
     let new = dir.join("new").join(unique);
@@ -111,7 +111,7 @@ pub async fn relay(
     helo: &str,
     from: Option<&Address>,
     to: &[Address],
-    message: &[u8],
+    message: &Message,
 ) -> Result<String, DeliveryError> {
     let stream = tokio::time::timeout(Duration::from_secs(30), TcpStream::connect(next_hop))
         .await
@@ -130,23 +130,78 @@ pub async fn relay(
     }
     send(&mut r, "DATA".into()).await?;
     expect(&mut r, '3').await?;
-    // Dot-stuff for the wire.
-    let mut out = Vec::with_capacity(message.len() + 64);
-    for line in message.split_inclusive(|&b| b == b'\n') {
-        if line.starts_with(b".") {
-            out.push(b'.');
+    let mut stuffer = DotStuffer::default();
+    let mut offset = 0;
+    loop {
+        // A local read of at most one chunk (page cache, usually).
+        let chunk = message
+            .read_at(offset, CHUNK)
+            .map_err(|e| DeliveryError::Temporary(format!("queue file read error: {e}")))?;
+        if chunk.is_empty() {
+            break;
         }
-        out.extend_from_slice(line);
+        offset += chunk.len() as u64;
+        let out = stuffer.stuff(&chunk);
+        r.get_mut()
+            .write_all(&out)
+            .await
+            .map_err(|e| DeliveryError::Temporary(format!("next hop: {e}")))?;
     }
-    if !out.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b".\r\n");
     r.get_mut()
-        .write_all(&out)
+        .write_all(stuffer.end())
         .await
         .map_err(|e| DeliveryError::Temporary(format!("next hop: {e}")))?;
     let done = expect(&mut r, '2').await?;
     let _ = send(&mut r, "QUIT".into()).await;
     Ok(done)
+}
+
+/// Dot-stuffing for the wire, fed the message a chunk at a time.
+struct DotStuffer {
+    line_start: bool,
+}
+
+impl Default for DotStuffer {
+    fn default() -> Self {
+        DotStuffer { line_start: true }
+    }
+}
+
+impl DotStuffer {
+    fn stuff(&mut self, chunk: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(chunk.len() + 16);
+        for &b in chunk {
+            if self.line_start && b == b'.' {
+                out.push(b'.');
+            }
+            out.push(b);
+            self.line_start = b == b'\n';
+        }
+        out
+    }
+
+    /// The end of data, after a CRLF if the message lacks a final one.
+    fn end(&self) -> &'static [u8] {
+        if self.line_start {
+            b".\r\n"
+        } else {
+            b"\r\n.\r\n"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_stuffing_across_chunk_boundaries() {
+        let text = b".a\r\nb\r\n..c\r\nd.\r\n.";
+        for step in 1..=text.len() {
+            let mut s = DotStuffer::default();
+            let mut out: Vec<u8> = text.chunks(step).flat_map(|c| s.stuff(c)).collect();
+            out.extend_from_slice(s.end());
+            assert_eq!(out, b"..a\r\nb\r\n...c\r\nd.\r\n..\r\n.\r\n", "{step}");
+        }
+    }
 }

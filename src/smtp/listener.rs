@@ -1,7 +1,9 @@
-//! The network side of the SMTP listener: accept, read bounded lines with
+//! The network side of the SMTP listener: accept (within the session
+//! limit, backing off when out of descriptors), read bounded lines with
 //! timeouts, feed the session, perform its actions (STARTTLS with the
-//! buffer discarded, DATA with size and bare-LF checks, delivery before the
-//! final reply), write Postfix-format log lines.
+//! buffer discarded, DATA through the [`DataReceiver`] with the body
+//! spooled to disk past a small buffer, delivery before the final reply),
+//! write Postfix-format log lines.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -12,8 +14,11 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader
 use tokio::net::TcpListener;
 
 use super::command::MAX_COMMAND_LINE;
+use super::data::{self, DataReceiver, Status};
 use super::delivery::{self, DeliveryError};
+use super::received;
 use super::session::{Action, Envelope, Event, Policy, Session};
+use super::spool::{Body, Message, Spool, SpoolFile};
 use crate::authd::limit::FailureLimiter;
 use crate::authd::server::LogFn;
 use crate::mech::ServerConfig;
@@ -22,8 +27,10 @@ use crate::store::Store;
 /// Accept queue length asked for (the kernel caps it at somaxconn).
 const LISTEN_BACKLOG: libc::c_int = 1024;
 
-/// Longest line of message content (RFC 5321 says 1000 with CRLF; be lenient).
-const MAX_DATA_LINE: usize = 64 * 1024;
+/// How long accepting pauses after accept(2) failed (out of descriptors):
+/// long enough to cost no CPU, short enough that service resumes soon
+/// after descriptors free up.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(250);
 
 pub struct Listener {
     pub policy: Policy,
@@ -43,6 +50,8 @@ pub struct Listener {
     pub connection_limit: u32,
     /// Longest a whole session may last, however busy (`smtpd_max_session_time`).
     pub session_limit: Duration,
+    /// Where message bodies past the in-memory buffer go.
+    pub spool: Spool,
     pub log: Arc<LogFn>,
 }
 
@@ -55,11 +64,22 @@ pub struct Control {
     /// Sessions in progress.
     pub active: std::sync::atomic::AtomicUsize,
     connections: Mutex<std::collections::HashMap<IpAddr, u32>>,
+    /// Simultaneous sessions (`default_process_limit`, read at start):
+    /// past it, new clients wait in the listen queue, as with Postfix.
+    sessions: Arc<tokio::sync::Semaphore>,
+    limit: usize,
 }
 
 impl Control {
-    pub fn new(l: Listener) -> Arc<Control> {
+    /// `process_limit`: simultaneous sessions (0: no limit).
+    pub fn new(l: Listener, process_limit: u32) -> Arc<Control> {
+        let limit = match process_limit {
+            0 => tokio::sync::Semaphore::MAX_PERMITS,
+            n => n as usize,
+        };
         Arc::new(Control {
+            sessions: Arc::new(tokio::sync::Semaphore::new(limit)),
+            limit,
             current: std::sync::RwLock::new(Arc::new(l)),
             stopping: std::sync::atomic::AtomicBool::new(false),
             stop: tokio::sync::Notify::new(),
@@ -84,7 +104,11 @@ impl Control {
             // SAFETY: listen(2) on a socket this listener owns.
             unsafe { libc::listen(tcp.as_raw_fd(), LISTEN_BACKLOG) };
         }
+        let mut accept_failing = false;
         loop {
+            let Some(permit) = self.session_slot().await else {
+                return;
+            };
             let accepted = tokio::select! {
                 a = tcp.accept() => a,
                 _ = self.stop.notified() => return,
@@ -92,8 +116,28 @@ impl Control {
             if self.stopping.load(Ordering::SeqCst) {
                 return;
             }
-            let Ok((stream, peer)) = accepted else {
-                continue;
+            let (stream, peer) = match accepted {
+                Ok(a) => {
+                    accept_failing = false;
+                    a
+                }
+                Err(e) => {
+                    // Out of descriptors (EMFILE/ENFILE) or the like: the
+                    // listening socket stays readable, so retrying at once
+                    // would spin. Pause; the queued clients wait in the
+                    // backlog and are served once descriptors free up.
+                    if !accept_failing {
+                        self.listener()
+                            .log(&format!("warning: accept: {e}; pausing new connections"));
+                        accept_failing = true;
+                    }
+                    drop(permit);
+                    tokio::select! {
+                        _ = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                        _ = self.stop.notified() => return,
+                    }
+                    continue;
+                }
             };
             let l = self.listener();
             let ip = peer.ip();
@@ -134,7 +178,25 @@ impl Control {
                     }
                 }
                 me.active.fetch_sub(1, Ordering::SeqCst);
+                drop(permit);
             });
+        }
+    }
+
+    /// A session slot; waits (clients queue in the backlog) while
+    /// `default_process_limit` sessions are open. `None`: stopping.
+    async fn session_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        if let Ok(p) = Arc::clone(&self.sessions).try_acquire_owned() {
+            return Some(p);
+        }
+        // Postfix's master logs this when a service hits its process limit.
+        self.listener().log(&format!(
+            "warning: service \"smtpd\" has reached its process limit \"{}\": new clients may experience noticeable delays",
+            self.limit
+        ));
+        tokio::select! {
+            p = Arc::clone(&self.sessions).acquire_owned() => p.ok(),
+            _ = self.stop.notified() => None,
         }
     }
 }
@@ -183,20 +245,6 @@ fn queue_id() -> String {
     crate::secret::random_bytes::<5>()
         .map(|b| b.iter().map(|x| format!("{x:02X}")).collect())
         .unwrap_or_else(|_| "0000000000".into())
-}
-
-fn rfc5322_date() -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as libc::time_t;
-    // SAFETY: plain data filled by localtime_r; strftime writes at most buf.len().
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    unsafe { libc::localtime_r(&t, &mut tm) };
-    let mut buf = [0u8; 64];
-    let fmt = c"%a, %d %b %Y %H:%M:%S %z";
-    let n = unsafe { libc::strftime(buf.as_mut_ptr().cast(), buf.len(), fmt.as_ptr(), &tm) };
-    String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
 impl Listener {
@@ -308,17 +356,16 @@ impl Listener {
                 }
                 ReadLine::Closed => return Next::Close,
             };
-            let Some(body) = line.strip_suffix(b"\r\n") else {
-                // Bare LF: refused as Postfix 3.9 does (SMTP smuggling).
-                let _ = write_lines(
-                    &mut r,
-                    &[format!(
-                        "521 5.5.2 {} Error: bare <LF> received",
-                        self.policy.hostname
-                    )],
-                )
-                .await;
-                return Next::Close;
+            let body = match data::check_command_line(&line) {
+                Ok(body) => body,
+                Err(refused) => {
+                    // Bare LF or CR: refused as Postfix 3.9 refuses bare LF
+                    // (SMTP smuggling).
+                    if let Some(reply) = refused.refusal(&self.policy.hostname) {
+                        let _ = write_lines(&mut r, &[reply]).await;
+                    }
+                    return Next::Close;
+                }
             };
             let verb = body
                 .split(|&b| b == b' ')
@@ -451,52 +498,45 @@ impl Listener {
     }
 
     /// Read the message, deliver it, and return the final reply (`None`:
-    /// the connection is to be closed).
+    /// the connection is to be closed). The spool file, if any, is
+    /// unlinked when this returns or its future is dropped.
     async fn data<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         r: &mut BufReader<S>,
         session: &mut Session,
         ip: IpAddr,
     ) -> Option<String> {
-        let limit = self.policy.message_size_limit as usize;
-        let mut message: Vec<u8> = Vec::new();
-        let mut too_big = false;
-        loop {
-            let line = match read_line(r, MAX_DATA_LINE, self.timeout).await {
-                ReadLine::Line(l) => l,
-                ReadLine::TooLong => {
-                    let _ = write_lines(r, &["500 5.5.0 Error: line too long".to_string()]).await;
-                    return None;
-                }
-                ReadLine::Closed => return None,
+        let qid = queue_id();
+        let mut rx = DataReceiver::new(self.policy.message_size_limit);
+        let mut spool: Option<SpoolFile> = None;
+        let mut write_error = false;
+        let status = loop {
+            let buf = match tokio::time::timeout(self.timeout, r.fill_buf()).await {
+                Ok(Ok(b)) if !b.is_empty() => b,
+                _ => return None,
             };
-            if !line.ends_with(b"\r\n") {
-                let _ = write_lines(
-                    r,
-                    &[format!(
-                        "521 5.5.2 {} Error: bare <LF> received",
-                        self.policy.hostname
-                    )],
-                )
-                .await;
-                return None;
+            let (used, status) = rx.feed(buf);
+            r.consume(used);
+            let done = status == Status::Done;
+            if write_error {
+                // Keep reading to the end so the reply lands in sync.
+                rx.take();
+            } else if (rx.should_spill() || (done && spool.is_some()))
+                && let Err(e) = self.spill(&mut spool, &qid, &rx.take())
+            {
+                self.log(&format!("warning: {qid}: queue file write error: {e}"));
+                write_error = true;
+                spool = None;
             }
-            if line == b".\r\n" {
-                break;
+            if status != Status::More {
+                break status;
             }
-            let content = line.strip_prefix(b".").unwrap_or(&line);
-            if message.len() + content.len() > limit {
-                too_big = true;
-            } else {
-                message.extend_from_slice(content);
-            }
-        }
-        let size = if too_big {
-            u64::MAX
-        } else {
-            message.len() as u64
         };
-        let env = match session.data_done(size) {
+        if let Some(reply) = status.refusal(&self.policy.hostname) {
+            let _ = write_lines(r, &[reply]).await;
+            return None;
+        }
+        let env = match session.data_done(rx.size()) {
             Ok(env) => env,
             Err(
                 Action::Reply(lines)
@@ -507,7 +547,9 @@ impl Listener {
                 return lines.into_iter().next();
             }
         };
-        let qid = queue_id();
+        if write_error {
+            return Some("451 4.3.0 Error: queue file write error".into());
+        }
         let auth = env.authenticated.as_ref().map(|a| a.account.to_string());
         match &auth {
             Some(user) => self.log(&format!(
@@ -516,9 +558,19 @@ impl Listener {
             )),
             None => self.log(&format!("{qid}: client=unknown[{ip}]")),
         }
-        let mut full = self.received(&env, ip, &qid).into_bytes();
-        full.extend_from_slice(&message);
-        match self.deliver(&env, &full, &qid).await {
+        let header = received::header(
+            &env,
+            &self.policy.hostname,
+            ip,
+            &qid,
+            &received::rfc5322_date(),
+        );
+        let body = match spool {
+            Some(f) => Body::Spooled(f),
+            None => Body::Memory(rx.take()),
+        };
+        let message = Message::new(header.into_bytes(), body);
+        match self.deliver(&env, &message, &qid).await {
             Ok(()) => Some(format!("250 2.0.0 Ok: queued as {qid}")),
             Err(e) => {
                 self.log(&format!("{qid}: {}", e.reply()));
@@ -527,32 +579,24 @@ impl Listener {
         }
     }
 
-    fn received(&self, env: &Envelope, ip: IpAddr, qid: &str) -> String {
-        let proto = match (env.authenticated.is_some(), session_tls_hint(&self.server)) {
-            (true, true) => "ESMTPSA",
-            (true, false) => "ESMTPA",
-            (false, true) => "ESMTPS",
-            (false, false) => "ESMTP",
+    /// Move received content to the spool file, creating it first.
+    fn spill(
+        &self,
+        spool: &mut Option<SpoolFile>,
+        qid: &str,
+        content: &[u8],
+    ) -> std::io::Result<()> {
+        let f = match spool {
+            Some(f) => f,
+            None => spool.insert(self.spool.create(qid)?),
         };
-        let mut h = format!("Received: from {} (unknown [{ip}])\r\n", env.helo);
-        if let Some(a) = &env.authenticated {
-            h.push_str(&format!("\t(Authenticated sender: {})\r\n", a.account));
-        }
-        h.push_str(&format!(
-            "\tby {} (smtpd-auth) with {proto} id {qid}",
-            self.policy.hostname
-        ));
-        if let [one] = env.to.as_slice() {
-            h.push_str(&format!("\r\n\tfor <{one}>"));
-        }
-        h.push_str(&format!("; {}\r\n", rfc5322_date()));
-        h
+        f.append(content)
     }
 
     async fn deliver(
         &self,
         env: &Envelope,
-        message: &[u8],
+        message: &Arc<Message>,
         qid: &str,
     ) -> Result<(), DeliveryError> {
         let (local, remote): (Vec<_>, Vec<_>) = env.to.iter().cloned().partition(|a| {
@@ -597,7 +641,7 @@ impl Listener {
                 );
                 let base = base.clone();
                 let r = rcpt.clone();
-                let msg = message.to_vec();
+                let msg = Arc::clone(message);
                 let path = tokio::task::spawn_blocking(move || {
                     delivery::maildir(&base, &r, &unique, &msg)
                 })
@@ -617,10 +661,6 @@ impl Listener {
 fn binding(conn: &rustls::ServerConnection) -> Vec<u8> {
     conn.export_keying_material(vec![0u8; 32], b"EXPORTER-Channel-Binding", None)
         .unwrap_or_default()
-}
-
-fn session_tls_hint(server: &ServerConfig) -> bool {
-    server.channel_binding.is_some()
 }
 
 async fn write_lines<S: AsyncRead + AsyncWrite + Unpin>(

@@ -124,6 +124,24 @@ pub struct Envelope {
     /// The SASL mechanism that authenticated the client.
     pub mechanism: &'static str,
     pub helo: String,
+    /// The client said EHLO (not HELO).
+    pub esmtp: bool,
+    /// The message came over TLS.
+    pub tls: bool,
+}
+
+impl Envelope {
+    /// The protocol for the Received header, as Postfix writes it: SMTP for
+    /// HELO clients; ESMTP with S for TLS and A for AUTH (RFC 3848).
+    pub fn protocol(&self) -> &'static str {
+        match (self.esmtp, self.tls, self.authenticated.is_some()) {
+            (false, _, _) => "SMTP",
+            (true, false, false) => "ESMTP",
+            (true, false, true) => "ESMTPA",
+            (true, true, false) => "ESMTPS",
+            (true, true, true) => "ESMTPSA",
+        }
+    }
 }
 
 pub struct Session {
@@ -555,6 +573,8 @@ impl Session {
             authenticated: self.auth.clone(),
             mechanism: self.mechanism,
             helo: self.helo.clone(),
+            esmtp: self.esmtp,
+            tls: self.tls,
         };
         self.reset();
         Ok(env)
