@@ -106,9 +106,9 @@ impl Control {
         }
         let mut accept_failing = false;
         loop {
-            let Some(permit) = self.session_slot().await else {
+            if !self.slot_free().await {
                 return;
-            };
+            }
             let accepted = tokio::select! {
                 a = tcp.accept() => a,
                 _ = self.stop.notified() => return,
@@ -131,13 +131,21 @@ impl Control {
                             .log(&format!("warning: accept: {e}; pausing new connections"));
                         accept_failing = true;
                     }
-                    drop(permit);
                     tokio::select! {
                         _ = tokio::time::sleep(ACCEPT_BACKOFF) => {}
                         _ = self.stop.notified() => return,
                     }
                     continue;
                 }
+            };
+            // Normally at once; another listener may have taken the last
+            // slot since slot_free() (then this one client waits, accepted).
+            let permit = tokio::select! {
+                p = Arc::clone(&self.sessions).acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
+                _ = self.stop.notified() => return,
             };
             let l = self.listener();
             let ip = peer.ip();
@@ -183,11 +191,12 @@ impl Control {
         }
     }
 
-    /// A session slot; waits (clients queue in the backlog) while
-    /// `default_process_limit` sessions are open. `None`: stopping.
-    async fn session_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        if let Ok(p) = Arc::clone(&self.sessions).try_acquire_owned() {
-            return Some(p);
+    /// Wait while `default_process_limit` sessions are open (new clients
+    /// queue in the backlog meanwhile); the slot is taken after accept,
+    /// so listeners waiting in accept hold none. `false`: stopping.
+    async fn slot_free(&self) -> bool {
+        if self.sessions.available_permits() > 0 {
+            return true;
         }
         // Postfix's master logs this when a service hits its process limit.
         self.listener().log(&format!(
@@ -195,8 +204,8 @@ impl Control {
             self.limit
         ));
         tokio::select! {
-            p = Arc::clone(&self.sessions).acquire_owned() => p.ok(),
-            _ = self.stop.notified() => None,
+            p = self.sessions.acquire() => p.is_ok(),
+            _ = self.stop.notified() => false,
         }
     }
 }
