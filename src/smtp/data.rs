@@ -165,6 +165,9 @@ impl DataReceiver {
         self.size += bytes.len() as u64;
         if self.size <= self.limit {
             self.out.extend_from_slice(bytes);
+        } else {
+            // The message will be refused: hold none of it.
+            self.out = Vec::new();
         }
     }
 
