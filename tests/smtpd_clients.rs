@@ -99,6 +99,12 @@ impl Daemon {
             .arg(format!("smtpd_tls_key_file={}", key.display()))
             .arg("-o")
             .arg(format!("virtual_mailbox_base={}", mail.display()))
+            // The spool (and any state) in the scratch dir, not /var/lib.
+            .arg("-o")
+            .arg(format!(
+                "smtpd_auth_state_dir={}",
+                s.path("state").display()
+            ))
             .args(["-o", "mail_owner=root", "-o", "smtpd_tls_auth_only=no"])
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))

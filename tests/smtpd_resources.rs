@@ -321,11 +321,18 @@ fn body(len: usize) -> Vec<u8> {
     let mut b = Vec::with_capacity(len + 100);
     let mut i = 0u64;
     while b.len() < len {
-        let line = format!("{}{:076}\r\n", if i % 7 == 0 { ".." } else { "x" }, i);
+        let line = format!("{}{:076}\r\n", if i.is_multiple_of(7) { ".." } else { "x" }, i);
         b.extend_from_slice(line.as_bytes());
         i += 1;
     }
     b
+}
+
+/// What a dot-stuffed body means.
+fn unstuff(wire: &[u8]) -> Vec<u8> {
+    wire.split_inclusive(|&b| b == b'\n')
+        .flat_map(|l| l.strip_prefix(b".").unwrap_or(l).to_vec())
+        .collect()
 }
 
 #[test]
@@ -380,11 +387,10 @@ fn bodies_past_a_small_buffer_go_to_a_private_spool_file() {
     assert_eq!(dir_usage(&d.spool()).1, CLIENTS - 1);
     let got = d.delivered("bob");
     assert_eq!(got.len(), 1);
-    let unstuffed_body: Vec<u8> = payload
-        .split_inclusive(|&b| b == b'\n')
-        .flat_map(|l| l.strip_prefix(b".").unwrap_or(l).to_vec())
-        .collect();
-    assert!(got[0].ends_with(&unstuffed_body), "the body arrived intact");
+    assert!(
+        got[0].ends_with(&unstuff(&payload)),
+        "the body arrived intact"
+    );
     // The others hang up mid-DATA: their spool files go too.
     drop(clients);
     wait_for("spool files of closed sessions are removed", || {
@@ -583,4 +589,44 @@ fn past_the_session_limit_clients_wait_in_the_listen_queue() {
     assert!(third.reply().starts_with("220"));
     assert!(third.cmd("QUIT").starts_with("221"));
     assert!(second.cmd("QUIT").starts_with("221"));
+}
+
+#[test]
+fn after_dropping_root_the_mail_owner_can_spool() {
+    use std::os::unix::fs::MetadataExt;
+    let d = Daemon::start(&["-o", "mail_owner=postfix"], None);
+    assert!(d.log_text().contains("running as postfix"));
+    let postfix = Command::new("id").args(["-u", "postfix"]).output().unwrap();
+    let postfix: u32 = String::from_utf8_lossy(&postfix.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(std::fs::metadata(d.spool()).unwrap().uid(), postfix);
+    // The scratch paths must be reachable by postfix (tempdirs are 0700).
+    let scratch = d.state.parent().unwrap();
+    std::fs::create_dir_all(&d.mail).unwrap();
+    for (mode, path) in [("755", scratch), ("777", d.mail.as_path())] {
+        assert!(
+            Command::new("chmod")
+                .arg(mode)
+                .arg(path)
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    let mut c = d.connect();
+    c.start_data();
+    let payload = body(1 << 20);
+    c.send(&payload);
+    c.send(b".\r\n");
+    let reply = c.reply();
+    assert!(reply.starts_with("250 2.0.0 Ok: queued as"), "{reply}");
+    let got = d.delivered("bob");
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].ends_with(&unstuff(&payload)),
+        "the body arrived intact"
+    );
+    assert_eq!(dir_usage(&d.spool()).1, 0);
 }

@@ -432,6 +432,23 @@ fn prepare_spool(cf: &MainCf, spool: &Spool) -> Result<usize, String> {
             .ok()
             .flatten()
             .ok_or_else(|| format!("mail_owner: no user {owner:?}"))?;
+        // mail_owner must reach spool/ through the state directory, which
+        // may have been made 0700 (the certificate's key stays in tls/,
+        // 0700): allow traversal, not listing, as Postfix's queue_directory.
+        if let Some(state) = spool.dir().parent() {
+            use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+            let at = |x: std::io::Error| format!("{}: {x}", state.display());
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(state)
+                .map_err(at)?;
+            let mode = std::fs::metadata(state).map_err(at)?.permissions().mode();
+            if mode & 0o001 == 0 {
+                std::fs::set_permissions(state, std::fs::Permissions::from_mode(mode | 0o111))
+                    .map_err(at)?;
+            }
+        }
         spool.ensure_dir().map_err(at)?;
         nix::unistd::chown(spool.dir(), Some(user.uid), Some(user.gid))
             .map_err(|x| format!("{}: {x}", spool.dir().display()))?;
