@@ -321,7 +321,11 @@ fn body(len: usize) -> Vec<u8> {
     let mut b = Vec::with_capacity(len + 100);
     let mut i = 0u64;
     while b.len() < len {
-        let line = format!("{}{:076}\r\n", if i.is_multiple_of(7) { ".." } else { "x" }, i);
+        let line = format!(
+            "{}{:076}\r\n",
+            if i.is_multiple_of(7) { ".." } else { "x" },
+            i
+        );
         b.extend_from_slice(line.as_bytes());
         i += 1;
     }
