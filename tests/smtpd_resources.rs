@@ -634,3 +634,26 @@ fn after_dropping_root_the_mail_owner_can_spool() {
     );
     assert_eq!(dir_usage(&d.spool()).1, 0);
 }
+
+#[test]
+fn a_spool_write_error_is_a_temporary_failure() {
+    let d = Daemon::start(&[], None);
+    // Where the spool directory would be made, a file: the first spill fails.
+    std::fs::create_dir_all(&d.state).unwrap();
+    std::fs::write(d.spool(), b"not a directory").unwrap();
+    let mut c = d.connect();
+    c.start_data();
+    c.send(&body(1 << 20));
+    c.send(b".\r\n");
+    assert_eq!(c.reply(), "451 4.3.0 Error: queue file write error");
+    // The session goes on, and a small message (no spill) is delivered.
+    assert!(c.cmd("MAIL FROM:<alice@example.org>").starts_with("250"));
+    assert!(c.cmd("RCPT TO:<bob@example.org>").starts_with("250"));
+    assert!(c.cmd("DATA").starts_with("354"));
+    assert!(
+        c.cmd("Subject: small\r\n\r\nx\r\n.")
+            .starts_with("250 2.0.0")
+    );
+    assert_eq!(d.delivered("bob").len(), 1);
+    assert!(d.log_text().contains("queue file write error"));
+}
