@@ -367,7 +367,7 @@ impl MainCf {
 
     pub fn load(path: &Path) -> Result<MainCf, ConfigError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::Io(path.display().to_string(), crate::cli::strerror(&e)))?;
+            .map_err(|e| ConfigError::Io(path.display().to_string(), crate::sys::strerror(&e)))?;
         MainCf::parse(&text, &path.display().to_string())
     }
 
@@ -417,7 +417,7 @@ impl MainCf {
             return self.expand(v, depth + 1);
         }
         Ok(match key {
-            "myhostname" => crate::cli::realm::default_realm()
+            "myhostname" => crate::host::default_realm()
                 .map(|h| String::from_utf8_lossy(&h).into_owned())
                 .unwrap_or_else(|_| "localhost".into()),
             "mydomain" => {

@@ -7,11 +7,11 @@
 //! do with Debian's tools.
 
 pub mod batch;
+pub mod doctor;
 pub mod getopt;
 pub mod listusers;
 pub mod password;
 pub mod progress;
-pub mod realm;
 pub mod saslpasswd;
 pub mod smtpd_auth;
 
@@ -19,8 +19,9 @@ use std::ffi::OsStr;
 use std::io::{self, Write};
 use std::path::Path;
 
-/// Cyrus's default sasldb path (also what `-f ''` means).
-pub const DEFAULT_SASLDB: &str = "/etc/sasldb2";
+// Kept here for the tools that import them from `cli`; both live below.
+pub use crate::store::DEFAULT_SASLDB;
+pub use crate::sys::strerror;
 
 /// Exit codes: Cyrus exits with the negated SASL result code.
 pub mod exit {
@@ -61,15 +62,6 @@ pub fn prog_name(argv0: Option<&OsStr>, fallback: &str) -> String {
 /// error report into a panic.
 pub fn stderr(text: &str) {
     let _ = io::stderr().write_all(text.as_bytes());
-}
-
-/// strerror text for an I/O error, without Rust's " (os error N)" suffix.
-pub fn strerror(e: &io::Error) -> String {
-    let s = e.to_string();
-    match s.rfind(" (os error ") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
 }
 
 /// True when the file descriptor is a terminal.

@@ -8,14 +8,19 @@ use std::path::PathBuf;
 
 use clap::{Arg, ArgAction, Command};
 
+use super::batch::LineError;
+use super::doctor::DoctorError;
 use super::getopt::{Event, Getopt};
 use super::progress::Progress;
-use super::{DEFAULT_SASLDB, exit, isatty, password, realm, stderr, strerror};
+use super::{exit, isatty, password, stderr};
 use crate::admin::{self, AdminError, CheckResult, Op, Summary};
-use crate::postfix::{self, Deployment, Postfix};
+use crate::host;
+use crate::postfix::doctor;
+use crate::postfix::{self, DeployError, Deployment, Postfix};
 use crate::saslconf::{self, ConfigError, SaslConfig};
 use crate::secret::{DEFAULT_ITERATIONS, ScramHash, SecretError, SetPolicy};
-use crate::store::{Account, OpenOptions, Store, StoreError};
+use crate::store::{Account, DEFAULT_SASLDB, OpenOptions, Store, StoreError};
+use crate::sys::strerror;
 
 const AFTER_HELP: &str = "\
 Compatibility:
@@ -169,8 +174,113 @@ pub fn command() -> Command {
         .after_long_help(AFTER_HELP)
 }
 
-fn usage(prog: &str) -> i32 {
-    stderr(&format!(
+/// Why a run fails. Each is printed once, by [`Failure::report`], in
+/// saslpasswd2's words and with its exit status.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    /// A bad option, `-h`, or the wrong number of operands: the usage text.
+    #[error("usage")]
+    Usage,
+    /// Printed without the program name, as saslpasswd2 does.
+    #[error("appname must not contain /")]
+    Appname,
+    #[error(transparent)]
+    Config(ConfigError),
+    #[error("auxprop_plugin ({0}) names no sasldb store")]
+    NoSasldb(String),
+    #[error("Postfix integration: {0}")]
+    Integration(DeployError),
+    /// Preparing or writing the change failed: the detail, then Cyrus's
+    /// "generic failure".
+    #[error(transparent)]
+    Generic(AdminError),
+    #[error("invalid parameter supplied")]
+    EmptyPassword,
+    #[error("passwords don't match; aborting")]
+    Mismatch,
+    #[error("generic failure: gethostname")]
+    Hostname,
+    #[error("the change is saved, but Postfix's copy or modes are not: {0}")]
+    NotDeployed(DeployError),
+    #[error(transparent)]
+    Store(StoreError),
+    #[error(transparent)]
+    Deploy(DeployError),
+    #[error(transparent)]
+    Doctor(#[from] DoctorError),
+    /// The doctor's report, already printed, names the errors.
+    #[error("errors remain")]
+    Unhealthy,
+    #[error("batch: {} bad line(s); nothing written", .0.len())]
+    Batch(Vec<LineError>),
+    /// Anything else: one line after the program name.
+    #[error("{0}")]
+    Said(String),
+}
+
+impl From<AdminError> for Failure {
+    fn from(e: AdminError) -> Failure {
+        match e {
+            AdminError::Secret(SecretError::Empty) => Failure::EmptyPassword,
+            e => Failure::Generic(e),
+        }
+    }
+}
+
+impl Failure {
+    /// Print the failure and return the exit status.
+    fn report(&self, prog: &str) -> i32 {
+        let say = |text: &str| stderr(&format!("{prog}: {text}\n"));
+        match self {
+            Failure::Usage => {
+                stderr(&usage(prog));
+                exit::FAIL
+            }
+            Failure::Appname => {
+                stderr(&format!("{self}\n"));
+                exit::FAIL
+            }
+            Failure::Config(e) => {
+                say(&e.to_string());
+                say("error when parsing configuration file");
+                exit::CONFIGERR
+            }
+            Failure::NoSasldb(_) => {
+                say(&self.to_string());
+                say("no mechanism available");
+                exit::NOMECH
+            }
+            Failure::Generic(e) => {
+                say(&e.to_string());
+                say("generic failure");
+                exit::FAIL
+            }
+            Failure::EmptyPassword | Failure::Mismatch => {
+                say(&self.to_string());
+                exit::BADPARAM
+            }
+            Failure::Unhealthy => exit::FAIL,
+            Failure::Batch(errors) => {
+                const SHOWN: usize = 20;
+                for e in errors.iter().take(SHOWN) {
+                    say(&format!("batch line {}: {}", e.line, e.reason));
+                }
+                if errors.len() > SHOWN {
+                    say(&format!("... and {} more bad lines", errors.len() - SHOWN));
+                }
+                say(&self.to_string());
+                exit::FAIL
+            }
+            _ => {
+                say(&self.to_string());
+                exit::FAIL
+            }
+        }
+    }
+}
+
+fn usage(prog: &str) -> String {
+    format!(
         "{}{prog}: usage: {prog} [-v] [-c [-p] [-n]] [-d] [-a appname] [-f sasldb] [-u DOM] userid\n\
          \t-p\tpipe mode -- no prompt, password read on stdin\n\
          \t-c\tcreate -- ask mechs to create the account\n\
@@ -182,8 +292,7 @@ fn usage(prog: &str) -> i32 {
          \t-u DOM\tuse DOM for user domain\n\
          \t-v\tprint version numbers and exit\n",
         super::ACK
-    ));
-    exit::FAIL
+    )
 }
 
 #[derive(Debug, Default)]
@@ -213,14 +322,21 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     let args: Vec<OsString> = args.into_iter().collect();
     // The doctor's probe: this binary re-run as Postfix's user to open a
     // store read-only. Internal, so not in the help.
-    if args.get(1).is_some_and(|a| a == postfix::doctor::PROBE_ARG) {
-        return postfix::doctor::probe_main(&args[2..]);
+    if args.get(1).is_some_and(|a| a == doctor::PROBE_ARG) {
+        return doctor::probe_main(&args[2..]);
     }
+    let prog = super::prog_name(args.first().map(OsString::as_os_str), "saslpasswd");
+    match main(&prog, args) {
+        Ok(()) => exit::OK,
+        Err(f) => f.report(&prog),
+    }
+}
+
+fn main(prog: &str, args: Vec<OsString>) -> Result<(), Failure> {
     let mut args = args.into_iter();
     let argv0 = args.next();
-    let prog = super::prog_name(argv0.as_deref(), "saslpasswd");
     // glibc's getopt names argv[0] as given, not its basename.
-    let getopt_name = argv0.map_or_else(|| prog.clone(), |a| a.to_string_lossy().into_owned());
+    let getopt_name = argv0.map_or_else(|| prog.to_string(), |a| a.to_string_lossy().into_owned());
     let parsed = Getopt::from_command(&command())
         .with_flag('?', "question")
         .parse(args);
@@ -243,14 +359,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
                 "file" => o.file = v,
                 "appname" => {
                     if v.as_ref().is_some_and(|a| a.as_bytes().contains(&b'/')) {
-                        stderr("appname must not contain /\n");
-                        return exit::FAIL;
+                        return Err(Failure::Appname);
                     }
                     o.appname = v;
                 }
                 "version" => {
                     stderr(&super::version_text());
-                    return exit::OK;
+                    return Ok(());
                 }
                 "batch" => o.batch = v,
                 "dry-run" => o.dry_run = true,
@@ -266,14 +381,14 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
                 "long-help" => {
                     let help = command().render_long_help().to_string();
                     let _ = io::Write::write_all(&mut io::stdout(), help.as_bytes());
-                    return exit::OK;
+                    return Ok(());
                 }
                 _ => flag_error = true, // -h, -?
             },
         }
     }
     if flag_error || (o.create && o.disable) {
-        return usage(&prog);
+        return Err(Failure::Usage);
     }
     let wanted_operands = if o.batch.is_some() || o.publish || o.doctor {
         0
@@ -281,16 +396,12 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         1
     };
     if parsed.operands.len() != wanted_operands {
-        return usage(&prog);
+        return Err(Failure::Usage);
     }
     if let Some(msg) = conflicts(&o) {
-        stderr(&format!("{prog}: {msg}\n"));
-        return exit::FAIL;
+        return Err(Failure::Said(msg.into()));
     }
-    let tool = match Tool::new(prog, o) {
-        Ok(t) => t,
-        Err(code) => return code,
-    };
+    let tool = Tool::new(prog.to_string(), o)?;
     match parsed.operands.into_iter().next() {
         None if tool.o.publish => tool.publish(),
         None if tool.o.doctor => tool.doctor(),
@@ -352,6 +463,9 @@ fn scram_choice(config: &SaslConfig, noplain: bool) -> Option<ScramHash> {
     cyrus.or(noplain.then_some(ScramHash::Sha256))
 }
 
+/// A realm, and the Postfix parameter it came from.
+type PostfixRealm = (String, &'static str);
+
 struct Tool {
     prog: String,
     o: Options,
@@ -362,37 +476,22 @@ struct Tool {
     /// Postfix integration, when on.
     deploy: Option<Deployment>,
     /// Postfix's realm for user ids without `@` or `-u` (with integration).
-    postfix_realm: Option<(String, &'static str)>,
+    postfix_realm: Option<PostfixRealm>,
 }
 
 impl Tool {
     /// Read the application config and settle the path and policy, as
     /// `sasl_server_init` does before any password is read.
-    fn new(prog: String, o: Options) -> Result<Tool, i32> {
+    fn new(prog: String, o: Options) -> Result<Tool, Failure> {
         let appname = o
             .appname
             .as_ref()
             .map(|a| a.to_string_lossy().into_owned())
             .unwrap_or_else(|| "saslpasswd".to_string());
-        let config = match saslconf::load(&appname, &saslconf::search_path()) {
-            Ok(c) => c,
-            Err(e) => {
-                let detail = match &e {
-                    ConfigError::Syntax { .. } | ConfigError::Io { .. } => e.to_string(),
-                };
-                stderr(&format!(
-                    "{prog}: {detail}\n{prog}: error when parsing configuration file\n"
-                ));
-                return Err(exit::CONFIGERR);
-            }
-        };
+        let config = saslconf::load(&appname, &saslconf::search_path()).map_err(Failure::Config)?;
         let plugins = config.auxprop_plugins();
         if !plugins.is_empty() && !plugins.contains(&"sasldb") {
-            stderr(&format!(
-                "{prog}: auxprop_plugin ({}) names no sasldb store\n{prog}: no mechanism available\n",
-                plugins.join(" ")
-            ));
-            return Err(exit::NOMECH);
+            return Err(Failure::NoSasldb(plugins.join(" ")));
         }
         let path = match &o.file {
             Some(f) if !f.is_empty() => PathBuf::from(f),
@@ -410,7 +509,7 @@ impl Tool {
                 .scram_iteration_counter()
                 .unwrap_or(DEFAULT_ITERATIONS),
         };
-        let (deploy, postfix_realm) = postfix_integration(&prog, &o, &config, &path)?;
+        let (deploy, postfix_realm) = postfix_integration(&o, &config, &path)?;
         Ok(Tool {
             prog,
             o,
@@ -427,25 +526,6 @@ impl Tool {
         stderr(&format!("{}: {msg}\n", self.prog));
     }
 
-    fn generic_failure(&self, detail: &dyn std::fmt::Display) -> i32 {
-        stderr(&format!(
-            "{p}: {detail}\n{p}: generic failure\n",
-            p = self.prog
-        ));
-        exit::FAIL
-    }
-
-    fn admin_failure(&self, e: &AdminError) -> i32 {
-        match e {
-            AdminError::Secret(SecretError::Empty) => {
-                self.say("invalid parameter supplied");
-                exit::BADPARAM
-            }
-            AdminError::Secret(e) => self.generic_failure(e),
-            AdminError::Store(e) => self.generic_failure(e),
-        }
-    }
-
     /// The realm for user ids without `@` and `-u`: Postfix's with
     /// integration (said on a terminal), else the lower-cased host name.
     fn default_realm(&self) -> io::Result<Vec<u8>> {
@@ -456,113 +536,90 @@ impl Tool {
                 }
                 Ok(realm.clone().into_bytes())
             }
-            None => realm::default_realm(),
+            None => host::default_realm(),
         }
     }
 
-    fn account(&self, userid: &[u8]) -> Result<Account, i32> {
+    fn account(&self, userid: &[u8]) -> Result<Account, Failure> {
         let domain = self.o.domain.as_ref().map(|d| d.as_bytes());
-        realm::resolve(userid, domain, || self.default_realm()).map_err(|_| {
-            self.say("generic failure: gethostname");
-            exit::FAIL
-        })
+        Account::resolve(userid, domain, || self.default_realm()).map_err(|_| Failure::Hostname)
     }
 
     /// After a successful write: owner, modes and chroot copy (with
     /// integration). The change itself is committed either way; a failure
     /// here is reported and makes the exit status 1.
-    fn after_write(&self, store: &Store) -> i32 {
+    fn after_write(&self, store: &Store) -> Result<(), Failure> {
         let Some(d) = &self.deploy else {
-            return exit::OK;
+            return Ok(());
         };
-        match d.after_write(store) {
-            Ok(r) => {
-                if isatty(2)
-                    && let Some((copy, p)) = &r.published
-                {
-                    self.say(&format!(
-                        "published to {}: {} added, {} changed, {} removed",
-                        copy.display(),
-                        p.added,
-                        p.changed,
-                        p.removed
-                    ));
-                }
-                exit::OK
-            }
-            Err(e) => {
-                self.say(&format!(
-                    "the change is saved, but Postfix's copy or modes are not: {e}"
-                ));
-                exit::FAIL
-            }
+        let r = d.after_write(store).map_err(Failure::NotDeployed)?;
+        if isatty(2)
+            && let Some((copy, p)) = &r.published
+        {
+            self.say(&format!(
+                "published to {}: {} added, {} changed, {} removed",
+                copy.display(),
+                p.added,
+                p.changed,
+                p.removed
+            ));
         }
+        Ok(())
     }
 
-    fn publish(&self) -> i32 {
+    fn publish(&self) -> Result<(), Failure> {
         let Some(d) = &self.deploy else {
-            self.say("--publish: Postfix integration is off (no postconf, or --no-postfix / postfix_integration: no)");
-            return exit::FAIL;
+            return Err(Failure::Said("--publish: Postfix integration is off (no postconf, or --no-postfix / postfix_integration: no)".into()));
         };
-        let store = match Store::open_read(&self.path, &self.open) {
-            Ok(s) => s,
-            Err(e) => {
-                self.say(&e.to_string());
-                return exit::FAIL;
-            }
-        };
-        match d.after_write(&store) {
-            Ok(r) => {
-                match &r.published {
-                    Some((copy, p)) => println_safe(&format!(
-                        "{}: published {} to {}: {} added, {} changed, {} removed",
-                        self.prog,
-                        self.path.display(),
-                        copy.display(),
-                        p.added,
-                        p.changed,
-                        p.removed
-                    )),
-                    None => println_safe(&format!(
-                        "{}: no chroot copy needed (Postfix's smtpd does not run chrooted)",
-                        self.prog
-                    )),
-                }
-                for p in &r.perms {
-                    println_safe(&format!("{}: fixed {p}", self.prog));
-                }
-                exit::OK
-            }
-            Err(e) => {
-                self.say(&e.to_string());
-                exit::FAIL
-            }
+        let store = Store::open_read(&self.path, &self.open).map_err(Failure::Store)?;
+        let r = d.after_write(&store).map_err(Failure::Deploy)?;
+        match &r.published {
+            Some((copy, p)) => println_safe(&format!(
+                "{}: published {} to {}: {} added, {} changed, {} removed",
+                self.prog,
+                self.path.display(),
+                copy.display(),
+                p.added,
+                p.changed,
+                p.removed
+            )),
+            None => println_safe(&format!(
+                "{}: no chroot copy needed (Postfix's smtpd does not run chrooted)",
+                self.prog
+            )),
         }
+        for p in &r.perms {
+            println_safe(&format!("{}: fixed {p}", self.prog));
+        }
+        Ok(())
     }
 
-    fn doctor(&self) -> i32 {
-        crate::postfix::doctor::cli(
+    fn doctor(&self) -> Result<(), Failure> {
+        let healthy = super::doctor::run(
             &self.prog,
             &self.path,
             &self.config,
             self.deploy.as_ref(),
             self.o.fix,
             self.o.json,
-        )
+        )?;
+        if healthy {
+            Ok(())
+        } else {
+            Err(Failure::Unhealthy)
+        }
     }
 
     /// The password, from `--password-fd`, a pipe, or the terminal.
-    fn read_password(&self, verify: bool) -> Result<Vec<u8>, i32> {
-        let io_fail = |e: io::Error| {
-            self.say(&strerror(&e));
-            exit::FAIL
-        };
+    fn read_password(&self, verify: bool) -> Result<Vec<u8>, Failure> {
+        let io_fail = |e: io::Error| Failure::Said(strerror(&e));
         if let Some(fd) = &self.o.password_fd {
             let fd: i32 = match fd.to_str().and_then(|s| s.parse().ok()) {
                 Some(n) if n >= 0 => n,
                 _ => {
-                    self.say("--password-fd takes a file descriptor number");
-                    return Err(exit::FAIL);
+                    return Err(Failure::Said(
+                        "--password-fd takes a file descriptor number".into(),
+                    ));
                 }
             };
             return password::read_pipe(fd).map_err(io_fail);
@@ -574,123 +631,81 @@ impl Tool {
         if verify {
             let again = password::prompt(0, "Again (for verification): ").map_err(io_fail)?;
             if first != again {
-                self.say("passwords don't match; aborting");
-                return Err(exit::BADPARAM);
+                return Err(Failure::Mismatch);
             }
         }
         Ok(first)
     }
 
-    fn single(&self, userid: &[u8]) -> i32 {
-        let account = match self.account(userid) {
-            Ok(a) => a,
-            Err(code) => return code,
-        };
+    fn single(&self, userid: &[u8]) -> Result<(), Failure> {
+        let account = self.account(userid)?;
         let op = if self.o.disable {
             Op::Delete { account }
         } else {
-            let password = match self.read_password(true) {
-                Ok(p) => p,
-                Err(code) => return code,
-            };
+            let password = self.read_password(true)?;
             Op::Set { account, password }
         };
         let shown = op.account().to_string();
-        let prepared = match admin::prepare(&self.policy, vec![op], &mut |_| {}) {
-            Ok(p) => p,
-            Err(e) => return self.admin_failure(&e),
-        };
+        let prepared = admin::prepare(&self.policy, vec![op], &mut |_| {})?;
         if self.o.dry_run {
-            return match self.preview(&prepared) {
-                Ok(s) => {
-                    let what = describe_one(&s);
-                    println_safe(&format!("{}: dry run: {shown}: {what}", self.prog));
-                    exit::OK
-                }
-                Err(code) => code,
-            };
+            let what = describe_one(&self.preview(&prepared)?);
+            println_safe(&format!("{}: dry run: {shown}: {what}", self.prog));
+            return Ok(());
         }
-        let store = match Store::open_write(&self.path, &self.open) {
-            Ok(s) => s,
-            Err(e) => return self.generic_failure(&e),
-        };
-        match admin::apply(&store, &self.policy, &prepared, &mut |_| {}) {
-            Ok(_) => self.after_write(&store),
-            Err(e) => self.admin_failure(&e),
-        }
+        let store = self.open_write()?;
+        admin::apply(&store, &self.policy, &prepared, &mut |_| {})?;
+        self.after_write(&store)
     }
 
-    fn preview(&self, prepared: &[admin::Prepared]) -> Result<Summary, i32> {
+    fn open_write(&self) -> Result<Store, Failure> {
+        Store::open_write(&self.path, &self.open).map_err(|e| Failure::Generic(e.into()))
+    }
+
+    /// What the prepared operations would do; a missing store is empty.
+    fn preview(&self, prepared: &[admin::Prepared]) -> Result<Summary, Failure> {
         let store = match Store::open_read(&self.path, &self.open) {
             Ok(s) => Some(s),
             Err(e) if e.is_not_found() => None,
-            Err(e) => return Err(self.generic_failure(&e)),
+            Err(e) => return Err(Failure::Generic(e.into())),
         };
-        let r = match &store {
-            Some(s) => s.read(|view| {
-                admin::preview(Some(view), &self.policy, prepared).map_err(into_store)
-            }),
-            None => admin::preview(None, &self.policy, prepared).map_err(into_store),
+        let summary = match &store {
+            Some(s) => s
+                .read(|view| Ok(admin::preview(Some(view), &self.policy, prepared)))
+                .map_err(AdminError::from)?,
+            None => admin::preview(None, &self.policy, prepared),
         };
-        r.map_err(|e| self.generic_failure(&e))
+        Ok(summary?)
     }
 
-    fn check(&self, userid: &[u8]) -> i32 {
-        let account = match self.account(userid) {
-            Ok(a) => a,
-            Err(code) => return code,
-        };
-        let password = match self.read_password(false) {
-            Ok(p) => p,
-            Err(code) => return code,
-        };
-        let store = match Store::open_read(&self.path, &self.open) {
-            Ok(s) => s,
-            Err(e) => {
-                self.say(&e.to_string());
-                return exit::FAIL;
-            }
-        };
-        let result = match store.read(|v| admin::check(v, &account, &password)) {
-            Ok(r) => r,
-            Err(e) => {
-                self.say(&e.to_string());
-                return exit::FAIL;
-            }
-        };
+    fn check(&self, userid: &[u8]) -> Result<(), Failure> {
+        let account = self.account(userid)?;
+        let password = self.read_password(false)?;
+        let store = Store::open_read(&self.path, &self.open).map_err(Failure::Store)?;
+        let result = store
+            .read(|v| admin::check(v, &account, &password))
+            .map_err(Failure::Store)?;
         let realm = String::from_utf8_lossy(&account.realm);
         let user = String::from_utf8_lossy(&account.authid);
-        match result {
+        let why = match result {
             CheckResult::Match => {
                 println_safe(&format!("{}: {account}: password matches", self.prog));
-                exit::OK
+                return Ok(());
             }
-            CheckResult::WrongPassword => {
-                self.say(&format!("{account}: wrong password"));
-                exit::FAIL
-            }
-            CheckResult::NoSecret => {
-                self.say(&format!(
-                    "{account}: no usable secret (no userPassword, authPassword or cmusaslsecretPLAIN)"
-                ));
-                exit::FAIL
-            }
+            CheckResult::WrongPassword => format!("{account}: wrong password"),
+            CheckResult::NoSecret => format!(
+                "{account}: no usable secret (no userPassword, authPassword or cmusaslsecretPLAIN)"
+            ),
             CheckResult::UnknownUser => {
-                self.say(&format!(
-                    "{account}: unknown user {user:?} in realm {realm:?}"
-                ));
-                exit::FAIL
+                format!("{account}: unknown user {user:?} in realm {realm:?}")
             }
-            CheckResult::UnknownRealm => {
-                self.say(&format!(
-                    "{account}: unknown realm {realm:?} (no account in it; see sasldblistusers)"
-                ));
-                exit::FAIL
-            }
-        }
+            CheckResult::UnknownRealm => format!(
+                "{account}: unknown realm {realm:?} (no account in it; see sasldblistusers)"
+            ),
+        };
+        Err(Failure::Said(why))
     }
 
-    fn batch(&self) -> i32 {
+    fn batch(&self) -> Result<(), Failure> {
         let source = self.o.batch.clone().unwrap_or_default();
         let input = if source == "-" {
             let mut buf = Vec::new();
@@ -698,63 +713,29 @@ impl Tool {
         } else {
             std::fs::read(&source)
         };
-        let input = match input {
-            Ok(i) => i,
-            Err(e) => {
-                self.say(&format!(
-                    "{}: {}",
-                    PathBuf::from(&source).display(),
-                    strerror(&e)
-                ));
-                return exit::FAIL;
-            }
-        };
+        let input = input.map_err(|e| {
+            Failure::Said(format!(
+                "{}: {}",
+                PathBuf::from(&source).display(),
+                strerror(&e)
+            ))
+        })?;
         let domain = self.o.domain.as_ref().map(|d| d.as_bytes());
-        let ops = match super::batch::parse(&input, domain, &mut || self.default_realm()) {
-            Ok(ops) => ops,
-            Err(errors) => {
-                const SHOWN: usize = 20;
-                for e in errors.iter().take(SHOWN) {
-                    self.say(&format!("batch line {}: {}", e.line, e.reason));
-                }
-                if errors.len() > SHOWN {
-                    self.say(&format!("... and {} more bad lines", errors.len() - SHOWN));
-                }
-                self.say(&format!(
-                    "batch: {} bad line(s); nothing written",
-                    errors.len()
-                ));
-                return exit::FAIL;
-            }
-        };
+        let ops = super::batch::parse(&input, domain, &mut || self.default_realm())
+            .map_err(Failure::Batch)?;
         let total = ops.len();
         let tty = isatty(2);
         let mut bar = Progress::new(&self.prog, "preparing", total, tty);
-        let prepared = match admin::prepare(&self.policy, ops, &mut |n| bar.update(n)) {
-            Ok(p) => p,
-            Err(e) => return self.admin_failure(&e),
-        };
+        let prepared = admin::prepare(&self.policy, ops, &mut |n| bar.update(n))?;
         bar.finish();
         let summary = if self.o.dry_run {
-            match self.preview(&prepared) {
-                Ok(s) => s,
-                Err(code) => return code,
-            }
+            self.preview(&prepared)?
         } else {
-            let store = match Store::open_write(&self.path, &self.open) {
-                Ok(s) => s,
-                Err(e) => return self.generic_failure(&e),
-            };
+            let store = self.open_write()?;
             let mut bar = Progress::new(&self.prog, "writing", total, tty);
-            let s = match admin::apply(&store, &self.policy, &prepared, &mut |n| bar.update(n)) {
-                Ok(s) => s,
-                Err(e) => return self.admin_failure(&e),
-            };
+            let s = admin::apply(&store, &self.policy, &prepared, &mut |n| bar.update(n))?;
             bar.finish();
-            let code = self.after_write(&store);
-            if code != exit::OK {
-                return code;
-            }
+            self.after_write(&store)?;
             s
         };
         let head = if self.o.dry_run {
@@ -771,20 +752,18 @@ impl Tool {
             summary.deleted,
             summary.absent
         ));
-        exit::OK
+        Ok(())
     }
 }
 
 /// Decide Postfix integration: `--postfix`/`--no-postfix`, else the
 /// `postfix_integration` setting (yes, no, auto), else auto: on for
 /// Postfix's own store path when `postconf` answers.
-#[allow(clippy::type_complexity)]
 fn postfix_integration(
-    prog: &str,
     o: &Options,
     config: &SaslConfig,
     path: &std::path::Path,
-) -> Result<(Option<Deployment>, Option<(String, &'static str)>), i32> {
+) -> Result<(Option<Deployment>, Option<PostfixRealm>), Failure> {
     let setting = config
         .get("postfix_integration")
         .map(str::to_ascii_lowercase);
@@ -806,30 +785,14 @@ fn postfix_integration(
         Ok((pf, realm))
     });
     match built {
-        Ok((pf, realm)) => match Deployment::new(pf, path, group.as_deref()) {
-            Ok(d) => Ok((Some(d), Some(realm))),
-            Err(e) => {
-                stderr(&format!("{prog}: Postfix integration: {e}\n"));
-                Err(exit::FAIL)
-            }
-        },
+        Ok((pf, realm)) => {
+            let d = Deployment::new(pf, path, group.as_deref()).map_err(Failure::Integration)?;
+            Ok((Some(d), Some(realm)))
+        }
         // Auto-detection quietly gives up, and the doctor reports the cause
         // itself; an explicit request fails.
         Err(_) if o.doctor || (forced.is_none() && !o.publish) => Ok((None, None)),
-        Err(e) => {
-            stderr(&format!("{prog}: Postfix integration: {e}\n"));
-            Err(exit::FAIL)
-        }
-    }
-}
-
-fn into_store(e: AdminError) -> StoreError {
-    match e {
-        AdminError::Store(s) => s,
-        AdminError::Secret(s) => StoreError::Io {
-            path: PathBuf::new(),
-            source: io::Error::other(s.to_string()),
-        },
+        Err(e) => Err(Failure::Integration(e.into())),
     }
 }
 

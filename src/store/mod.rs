@@ -13,6 +13,7 @@
 //! growth re-adopt the map size instead of failing. Nothing outside this module
 //! sees LMDB.
 
+mod account;
 pub mod key;
 
 use std::fmt;
@@ -22,9 +23,14 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
+use crate::sys::strerror;
 use lmdb::{Cursor, Database, Environment, EnvironmentFlags, Transaction, WriteFlags};
 
+pub use account::Account;
 pub use key::MAX_KEY_LEN;
+
+/// Cyrus's default sasldb path (also what `saslpasswd -f ''` means).
+pub const DEFAULT_SASLDB: &str = "/etc/sasldb2";
 
 /// Cyrus's creation mode for both files (the umask still applies).
 pub const CREATE_MODE: u32 = 0o660;
@@ -43,69 +49,6 @@ const MAX_RESIZE_RETRIES: usize = 1000;
 /// header. Checked before opening so a foreign file is refused without LMDB
 /// leaving a `-lock` file beside it.
 const LMDB_MAGIC: u32 = 0xBEEF_C0DE;
-
-/// One account: an authentication id in a realm. Bytes, not strings: Cyrus
-/// stores whatever the C strings held.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Account {
-    pub authid: Vec<u8>,
-    pub realm: Vec<u8>,
-}
-
-impl Account {
-    pub fn new(authid: impl Into<Vec<u8>>, realm: impl Into<Vec<u8>>) -> Self {
-        Account {
-            authid: authid.into(),
-            realm: realm.into(),
-        }
-    }
-
-    /// The account a user id names, by Cyrus's rules, the one
-    /// normalisation used both when an account is created and when it logs
-    /// in: split at the first `@` (what follows is the realm, even when
-    /// empty); without `@`, `realm` if given and non-empty, else
-    /// `default()`. Nothing else changes: case and whitespace are kept.
-    pub fn resolve<E>(
-        userid: &[u8],
-        realm: Option<&[u8]>,
-        default: impl FnOnce() -> Result<Vec<u8>, E>,
-    ) -> Result<Account, E> {
-        if let Some(at) = userid.iter().position(|&b| b == b'@') {
-            return Ok(Account::new(&userid[..at], &userid[at + 1..]));
-        }
-        let realm = match realm {
-            Some(r) if !r.is_empty() => r.to_vec(),
-            _ => default()?,
-        };
-        Ok(Account::new(userid, realm))
-    }
-
-    /// Key for one property, or the reason it cannot exist.
-    pub fn key(&self, property: &str) -> Result<Vec<u8>, StoreError> {
-        key::encode(&self.authid, &self.realm, property.as_bytes()).map_err(|e| match e {
-            key::KeyError::Nul => StoreError::Nul {
-                account: self.clone(),
-            },
-            key::KeyError::TooLong(len) => StoreError::KeyTooLong {
-                account: self.clone(),
-                property: property.to_string(),
-                len,
-            },
-        })
-    }
-}
-
-/// `user@realm`, lossy for display only; the listing prints raw bytes.
-impl fmt::Display for Account {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}@{}",
-            String::from_utf8_lossy(&self.authid),
-            String::from_utf8_lossy(&self.realm)
-        )
-    }
-}
 
 /// Errors carry the path, account and property involved; never a value.
 #[derive(Debug, thiserror::Error)]
@@ -146,15 +89,6 @@ pub enum StoreError {
     MapLimit(PathBuf),
     #[error("{}: opened read-only", .0.display())]
     ReadOnly(PathBuf),
-}
-
-/// An OS error as strerror(3) words it, without Rust's " (os error N)".
-fn strerror(e: &io::Error) -> String {
-    let s = e.to_string();
-    match s.rfind(" (os error ") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
 }
 
 impl StoreError {
