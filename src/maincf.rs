@@ -288,6 +288,8 @@ pub enum ConfigError {
     },
     #[error("parameter {0}: $-expansion loops")]
     Loop(String),
+    #[error("parameter {0}: $-expansion grows too large")]
+    TooLarge(String),
 }
 
 /// Parsed configuration.
@@ -299,6 +301,11 @@ pub struct MainCf {
     /// Where each explicit value was set, for error messages.
     origin: HashMap<String, String>,
 }
+
+/// Bounds on `$name` expansion of one value: parameter look-ups, and the
+/// length of the result.
+const MAX_LOOKUPS: usize = 10_000;
+const MAX_EXPANDED: usize = 64 * 1024;
 
 fn known(name: &str) -> Option<&'static Param> {
     PARAMS.iter().find(|p| p.name == name)
@@ -406,34 +413,42 @@ impl MainCf {
 
     /// A parameter's value with `$name` expanded.
     pub fn get(&self, key: &str) -> Result<String, ConfigError> {
-        self.value(key, 0)
+        let mut budget = MAX_LOOKUPS;
+        self.value(key, 0, &mut budget).map_err(|e| match e {
+            ConfigError::TooLarge(_) => ConfigError::TooLarge(key.to_string()),
+            e => e,
+        })
     }
 
-    fn value(&self, key: &str, depth: usize) -> Result<String, ConfigError> {
+    fn value(&self, key: &str, depth: usize, budget: &mut usize) -> Result<String, ConfigError> {
         if depth > 20 {
             return Err(ConfigError::Loop(key.to_string()));
         }
+        // Values naming each other many times over expand exponentially.
+        *budget = budget
+            .checked_sub(1)
+            .ok_or_else(|| ConfigError::TooLarge(key.to_string()))?;
         if let Some(v) = self.values.get(key) {
-            return self.expand(v, depth + 1);
+            return self.expand(v, depth + 1, budget);
         }
         Ok(match key {
             "myhostname" => crate::host::default_realm()
                 .map(|h| String::from_utf8_lossy(&h).into_owned())
                 .unwrap_or_else(|_| "localhost".into()),
             "mydomain" => {
-                let h = self.value("myhostname", depth + 1)?;
+                let h = self.value("myhostname", depth + 1, budget)?;
                 h.split_once('.')
                     .map(|(_, d)| d.to_string())
                     .unwrap_or_else(|| "localdomain".into())
             }
             _ => {
                 let default = known(key).map(|p| p.default).unwrap_or_default();
-                self.expand(default, depth + 1)?
+                self.expand(default, depth + 1, budget)?
             }
         })
     }
 
-    fn expand(&self, value: &str, depth: usize) -> Result<String, ConfigError> {
+    fn expand(&self, value: &str, depth: usize, budget: &mut usize) -> Result<String, ConfigError> {
         let mut out = String::new();
         let mut rest = value;
         while let Some(pos) = rest.find('$') {
@@ -453,7 +468,10 @@ impl MainCf {
             if name.is_empty() {
                 out.push('$');
             } else {
-                out.push_str(&self.value(name, depth + 1)?);
+                out.push_str(&self.value(name, depth + 1, budget)?);
+            }
+            if out.len() > MAX_EXPANDED {
+                return Err(ConfigError::TooLarge(name.to_string()));
             }
             rest = tail;
         }
@@ -483,15 +501,18 @@ impl MainCf {
         let n: u64 = num
             .parse()
             .map_err(|_| self.invalid(key, format!("{v:?} is not a time")))?;
-        let secs = match unit {
-            "" | "s" => n,
-            "m" => n * 60,
-            "h" => n * 3600,
-            "d" => n * 86400,
+        let unit_secs: u64 = match unit {
+            "" | "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86400,
             _ => {
                 return Err(self.invalid(key, format!("{v:?}: unit must be s, m, h or d")));
             }
         };
+        let secs = n
+            .checked_mul(unit_secs)
+            .ok_or_else(|| self.invalid(key, format!("{v:?} is too long a time")))?;
         Ok(std::time::Duration::from_secs(secs))
     }
 
@@ -604,5 +625,33 @@ mod tests {
         assert!(cf.get_mode("dovecot_auth_socket_mode").is_err());
         cf.override_with("myhostname=$mydomain").unwrap();
         assert!(matches!(cf.get("myhostname"), Err(ConfigError::Loop(_))));
+    }
+
+    /// Found by the maincf_parse fuzz target: a huge time overflowed.
+    #[test]
+    fn huge_time_is_an_error() {
+        let cf = MainCf::parse("smtpd_timeout = 999999999999999999d\n", "m.cf").unwrap();
+        assert_eq!(
+            cf.get_duration("smtpd_timeout").unwrap_err().to_string(),
+            "m.cf: line 1: parameter smtpd_timeout: \"999999999999999999d\" is too long a time"
+        );
+    }
+
+    /// Values naming each other many times over (8^8 look-ups): an error,
+    /// not a hang.
+    #[test]
+    fn exponential_expansion_is_bounded() {
+        let names: Vec<&str> = PARAMS.iter().map(|p| p.name).take(9).collect();
+        let mut text = String::new();
+        for w in names.windows(2) {
+            text.push_str(&format!("{} = {}\n", w[0], format!("${} ", w[1]).repeat(8)));
+        }
+        text.push_str(&format!("{} = x\n", names[8]));
+        let cf = MainCf::parse(&text, "m.cf").unwrap();
+        assert_eq!(
+            cf.get(names[0]).unwrap_err(),
+            ConfigError::TooLarge(names[0].to_string())
+        );
+        assert_eq!(cf.get(names[8]).unwrap(), "x");
     }
 }

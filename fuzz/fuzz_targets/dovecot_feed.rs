@@ -5,8 +5,10 @@
 //! never OK: the store holds no account (unknown users still run the
 //! verification against dummy secrets).
 use libfuzzer_sys::fuzz_target;
+
+mod common;
 use sasldb::authd::dovecot::{DovecotConfig, NoLimit, Session};
-use sasldb::mech::{self, Credentials, Secrets, ServerConfig};
+use sasldb::mech::{self, Credentials, Secrets};
 use sasldb::store::{Account, StoreError};
 
 struct Nobody;
@@ -25,16 +27,7 @@ fuzz_target!(|data: &[u8]| {
         pid: 1,
         connection_id: 1,
     };
-    let server = ServerConfig {
-        service: "smtp".into(),
-        hostname: "mx.example.org".into(),
-        host_aliases: vec![],
-        realm: b"example.org".to_vec(),
-        allow_proxy: flags & 4 != 0,
-        scram_iterations: 16,
-        salt_key: [1; 32],
-        channel_binding: None,
-    };
+    let server = common::server_config(flags);
     let mut session = Session::new(config, server);
     for line in session.handshake() {
         assert!(!line.contains(['\n', '\r']), "{line:?}");
