@@ -38,7 +38,7 @@ pub mod exit {
 
 /// The acknowledgement block both Cyrus tools print before usage and
 /// version text; kept byte-identical so scripts comparing output still match.
-const ACK: &str = "\nThis product includes software developed by Computing Services\nat Carnegie Mellon University (http://www.cmu.edu/computing/).\n\n";
+pub(crate) const ACK: &str = "\nThis product includes software developed by Computing Services\nat Carnegie Mellon University (http://www.cmu.edu/computing/).\n\n";
 
 /// `-v` output (stderr). The first lines match Cyrus; the last names us.
 pub fn version_text() -> String {
