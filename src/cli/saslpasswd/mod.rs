@@ -61,7 +61,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     }
 }
 
-fn main(prog: &str, args: Vec<OsString>) -> Result<(), Failure> {
+/// The options and operands; None once `-v` or `--help` has answered.
+fn options(prog: &str, args: Vec<OsString>) -> Result<Option<(Options, Vec<OsString>)>, Failure> {
     let mut args = args.into_iter();
     let argv0 = args.next();
     // glibc's getopt names argv[0] as given, not its basename.
@@ -94,7 +95,7 @@ fn main(prog: &str, args: Vec<OsString>) -> Result<(), Failure> {
                 }
                 "version" => {
                     stderr(&super::version_text());
-                    return Ok(());
+                    return Ok(None);
                 }
                 "batch" => o.batch = v,
                 "dry-run" => o.dry_run = true,
@@ -110,7 +111,7 @@ fn main(prog: &str, args: Vec<OsString>) -> Result<(), Failure> {
                 "long-help" => {
                     let help = command().render_long_help().to_string();
                     let _ = io::Write::write_all(&mut io::stdout(), help.as_bytes());
-                    return Ok(());
+                    return Ok(None);
                 }
                 _ => flag_error = true, // -h, -?
             },
@@ -119,19 +120,26 @@ fn main(prog: &str, args: Vec<OsString>) -> Result<(), Failure> {
     if flag_error || (o.create && o.disable) {
         return Err(Failure::Usage);
     }
+    Ok(Some((o, parsed.operands)))
+}
+
+fn main(prog: &str, args: Vec<OsString>) -> Result<(), Failure> {
+    let Some((o, operands)) = options(prog, args)? else {
+        return Ok(());
+    };
     let wanted_operands = if o.batch.is_some() || o.publish || o.doctor {
         0
     } else {
         1
     };
-    if parsed.operands.len() != wanted_operands {
+    if operands.len() != wanted_operands {
         return Err(Failure::Usage);
     }
     if let Some(msg) = conflicts(&o) {
         return Err(Failure::Said(msg.into()));
     }
     let tool = Tool::new(prog.to_string(), o)?;
-    match parsed.operands.into_iter().next() {
+    match operands.into_iter().next() {
         None if tool.o.publish => tool.publish(),
         None if tool.o.doctor => tool.doctor(),
         None => tool.batch(),

@@ -228,14 +228,38 @@ fn gather_postfix(
     store_readable: bool,
 ) -> Result<PostfixFacts, PostfixError> {
     let pf = &d.postfix;
+    let (main, services) = gather_services(pf)?;
+    let mail_owner = pf.mail_owner()?;
+    let (realm, realm_source) = pf.sasl_realm()?;
+    let config_dir = pf.config_dir();
+    let (sasl, sockets) = gather_sasl_setups(&config_dir, &main, &services);
+    let copy = d
+        .copy
+        .as_ref()
+        .map(|c| gather_copy(store, c, opts, &mail_owner));
+    let store_probe = store_readable.then(|| probe::probe(store, &mail_owner));
+    Ok(PostfixFacts {
+        config_dir,
+        group: d.group.clone(),
+        ownership: d.ownership,
+        realm,
+        realm_source,
+        main,
+        services,
+        copy,
+        sasl,
+        sockets,
+        store_probe,
+        mail_owner,
+    })
+}
+
+/// main.cf as a pseudo-service, and every smtpd service with main.cf's
+/// values overlaid by its own master.cf `-o` overrides.
+fn gather_services(pf: &Postfix) -> Result<(Service, Vec<Service>), PostfixError> {
     let main_values = postconf_values(pf, &PARAMS)?;
     let overrides = service_overrides(pf)?;
-    let main = Service {
-        name: "main.cf".into(),
-        chroot: false,
-        params: main_values.clone(),
-    };
-    let services: Vec<Service> = pf
+    let services = pf
         .smtpd_services()?
         .into_iter()
         .map(|(name, chroot)| {
@@ -252,76 +276,81 @@ fn gather_postfix(
             }
         })
         .collect();
-    let mail_owner = pf.mail_owner()?;
-    let (realm, realm_source) = pf.sasl_realm()?;
-    let config_dir = pf.config_dir();
+    let main = Service {
+        name: "main.cf".into(),
+        chroot: false,
+        params: main_values,
+    };
+    Ok((main, services))
+}
+
+type SaslSetups = (
+    BTreeMap<String, SaslFacts>,
+    BTreeMap<String, (PathBuf, SocketState)>,
+);
+
+/// What each service's `smtpd_sasl_path` names: a libsasl application
+/// config (cyrus) or an auth socket under `queue_directory` (dovecot).
+fn gather_sasl_setups(config_dir: &Path, main: &Service, services: &[Service]) -> SaslSetups {
     let queue = PathBuf::from(main.get("queue_directory"));
     let override_path = std::env::var(SASL_PATH_ENV).ok();
     let mut sasl = BTreeMap::new();
     let mut sockets = BTreeMap::new();
-    for s in services.iter().chain([&main]) {
+    for s in services.iter().chain([main]) {
+        let sp = s.sasl_path().to_string();
         match s.sasl_type() {
-            "cyrus" => {
-                let app = s.sasl_path().to_string();
-                if !sasl.contains_key(&app) {
-                    let dirs = sasl_search_dirs(
-                        &config_dir,
-                        s.get("cyrus_sasl_config_path"),
-                        override_path.as_deref(),
-                    );
-                    sasl.insert(app.clone(), gather_sasl(&app, dirs));
-                }
+            "cyrus" if !sasl.contains_key(&sp) => {
+                let dirs = sasl_search_dirs(
+                    config_dir,
+                    s.get("cyrus_sasl_config_path"),
+                    override_path.as_deref(),
+                );
+                let facts = gather_sasl(&sp, dirs);
+                sasl.insert(sp, facts);
             }
             "dovecot" => {
-                let sp = s.sasl_path().to_string();
-                let state = if sp.starts_with("inet:") {
-                    (PathBuf::from(&sp), SocketState::Tcp)
-                } else {
-                    let path = queue.join(&sp);
-                    let st = match fs::symlink_metadata(&path) {
-                        Ok(m) if m.file_type().is_socket() => SocketState::Socket,
-                        Ok(_) => SocketState::NotSocket,
-                        Err(_) => SocketState::Missing,
-                    };
-                    (path, st)
-                };
+                let state = socket_state(&queue, &sp);
                 sockets.insert(sp, state);
             }
             _ => {}
         }
     }
-    let copy = d.copy.as_ref().map(|c| {
-        let data = file_facts(c);
-        let present = data.is_some_and(|x| x.kind == Kind::File);
-        let content = if present {
-            read_content(c, opts)
-        } else {
-            Err(StoreError::NotFound(c.clone()))
-        };
-        CopyFacts {
-            path: c.clone(),
-            data,
-            lock: file_facts(&lock_path(c)),
-            hard_link: present && publish::same_file(store, c),
-            content,
-            probe: present.then(|| probe::probe(c, &mail_owner)),
-        }
-    });
-    let store_probe = store_readable.then(|| probe::probe(store, &mail_owner));
-    Ok(PostfixFacts {
-        config_dir,
-        group: d.group.clone(),
-        ownership: d.ownership,
-        realm,
-        realm_source,
-        main,
-        services,
-        copy,
-        sasl,
-        sockets,
-        store_probe,
-        mail_owner,
-    })
+    (sasl, sockets)
+}
+
+/// A Dovecot-protocol `smtpd_sasl_path`: TCP, or a socket path relative
+/// to `queue_directory`.
+fn socket_state(queue: &Path, sasl_path: &str) -> (PathBuf, SocketState) {
+    if sasl_path.starts_with("inet:") {
+        return (PathBuf::from(sasl_path), SocketState::Tcp);
+    }
+    let path = queue.join(sasl_path);
+    let state = match fs::symlink_metadata(&path) {
+        Ok(m) if m.file_type().is_socket() => SocketState::Socket,
+        Ok(_) => SocketState::NotSocket,
+        Err(_) => SocketState::Missing,
+    };
+    (path, state)
+}
+
+/// The chroot copy: its files, content, whether it is the store under a
+/// second name, and whether Postfix's user opens it.
+fn gather_copy(store: &Path, c: &Path, opts: &OpenOptions, mail_owner: &str) -> CopyFacts {
+    let data = file_facts(c);
+    let present = data.is_some_and(|x| x.kind == Kind::File);
+    let content = if present {
+        read_content(c, opts)
+    } else {
+        Err(StoreError::NotFound(c.to_path_buf()))
+    };
+    CopyFacts {
+        path: c.to_path_buf(),
+        data,
+        lock: file_facts(&lock_path(c)),
+        hard_link: present && publish::same_file(store, c),
+        content,
+        probe: present.then(|| probe::probe(c, mail_owner)),
+    }
 }
 
 /// Collect every fact the checks need.

@@ -41,22 +41,43 @@ pub fn probe(path: &Path, user: &str) -> Probe {
         .map(|g| g.as_raw())
         .collect();
     out.groups = gids.iter().map(|&g| group_name(g)).collect();
-    if !geteuid().is_root() {
-        out.outcome = ProbeOutcome::NotRun("switching users needs root".into());
-        return out;
-    }
-    let exe = match std::env::var_os(PROBE_EXE_ENV) {
-        Some(e) if !e.is_empty() => PathBuf::from(e),
-        _ => match std::env::current_exe() {
-            Ok(e) => e,
-            Err(e) => {
-                out.outcome = ProbeOutcome::NotRun(format!("cannot find this program: {e}"));
-                return out;
-            }
-        },
+    out.outcome = if !geteuid().is_root() {
+        ProbeOutcome::NotRun("switching users needs root".into())
+    } else {
+        let who = Identity {
+            name: user,
+            uid: u.uid.as_raw(),
+            gid: u.gid.as_raw(),
+            groups: gids,
+        };
+        match probe_exe() {
+            Ok(exe) => run_as(&exe, &who, path),
+            Err(e) => ProbeOutcome::NotRun(format!("cannot find this program: {e}")),
+        }
     };
-    let (uid, gid) = (u.uid.as_raw(), u.gid.as_raw());
-    let mut cmd = Command::new(&exe);
+    out
+}
+
+/// Who the child runs as.
+struct Identity<'a> {
+    name: &'a str,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+    groups: Vec<libc::gid_t>,
+}
+
+/// The binary to run as Postfix's user: [`PROBE_EXE_ENV`], else this one.
+fn probe_exe() -> io::Result<PathBuf> {
+    match std::env::var_os(PROBE_EXE_ENV) {
+        Some(e) if !e.is_empty() => Ok(PathBuf::from(e)),
+        _ => std::env::current_exe(),
+    }
+}
+
+/// Run `exe PROBE_ARG path` as `who`, with an empty environment.
+fn run_as(exe: &Path, who: &Identity<'_>, path: &Path) -> ProbeOutcome {
+    let (uid, gid, gids) = (who.uid, who.gid, who.groups.clone());
+    let mut cmd = Command::new(exe);
     cmd.arg(PROBE_ARG)
         .arg(path)
         .env_clear()
@@ -77,7 +98,8 @@ pub fn probe(path: &Path, user: &str) -> Probe {
             Ok(())
         });
     }
-    out.outcome = match cmd.output() {
+    let user = who.name;
+    match cmd.output() {
         Err(e) => ProbeOutcome::NotRun(format!(
             "cannot run {} as {user}: {}",
             exe.display(),
@@ -100,8 +122,7 @@ pub fn probe(path: &Path, user: &str) -> Probe {
                 ))
             }
         }
-    };
-    out
+    }
 }
 
 /// The probe's child side: open `path` read-only, read every key in one
