@@ -1,7 +1,10 @@
-//! What the binaries share, and the two Cyrus-compatible tools.
+//! The command line: what the binaries share, the two Cyrus-compatible
+//! tools (`saslpasswd`, `listusers`), `smtpd_auth`, and the `--doctor`
+//! front end. The top layer: nothing below imports from here.
 //!
 //! Each tool is a `run(argv) -> exit code` function so tests and the thin
-//! binaries in `src/bin` reach the same code. Messages and exit codes follow
+//! binaries in `src/bin` reach the same code; a tool's failures are one
+//! typed value printed in one place (see `saslpasswd::Failure`). Messages and exit codes follow
 //! Cyrus SASL 2.1.28 (`spec/cyrus-compat.md` §3–4); where a tool adds a
 //! detail line it comes before the Cyrus line, as Berkeley DB's own messages
 //! do with Debian's tools.
@@ -49,7 +52,7 @@ pub fn version_text() -> String {
     )
 }
 
-/// The program name as Cyrus prints it: the basename of argv[0].
+/// The program name as Cyrus prints it: the basename of `argv[0]`.
 pub fn prog_name(argv0: Option<&OsStr>, fallback: &str) -> String {
     argv0
         .and_then(|a| Path::new(a).file_name())

@@ -1,5 +1,5 @@
 //! What the doctor knows about the machine: plain data, gathered once by
-//! [`super::gather`] and read by every check. Unit tests build these by
+//! [`super::gather()`] and read by every check. Unit tests build these by
 //! hand.
 
 use std::collections::BTreeMap;

@@ -3,7 +3,7 @@
 //! `--fix` repairs what can be repaired safely.
 //!
 //! The work is split in three, one module each:
-//! - [`gather`] collects [`facts`] at the edge: the store's files and
+//! - [`gather()`] collects [`facts`] at the edge: the store's files and
 //!   content, what `postconf` says (main.cf and the master.cf `-o`
 //!   overrides of every smtpd service), the SASL application config
 //!   Postfix's libsasl reads, libsasl's sasldb plugin, and what Postfix's
