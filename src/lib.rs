@@ -4,28 +4,31 @@
 //!
 //! # Map of the crate
 //!
-//! Modules are layered; a module calls only modules in its own layer or
-//! below, never above. `src/bin/*` only call [`cli`].
+//! Modules are layered: a module uses modules of lower layers only, never
+//! one above it and never a sibling of its own layer (the one exception
+//! today, `smtp` using `authd::limit`, goes away when that moves to `net`).
+//! `src/bin/*` only call [`cli`].
 //!
 //! | layer | module | what it owns |
 //! |-------|--------|--------------|
-//! | 5 command line | [`cli`] | argument parsing, printing, exit codes; one module per tool (`saslpasswd`, `listusers`, `smtpd_auth`) plus the `--doctor` front end ([`cli::doctor`]), password input, batch files, progress |
-//! | 4 services | [`smtp`] | SMTP submission: the command codec ([`smtp::command`]) and session state machine, the sans-I/O DATA receiver (`smtp::data`), relay policy, delivery, and the tokio listener that only moves bytes and timers |
-//! | 4 services | [`authd`] | auth sockets for a stock Postfix: the Dovecot auth protocol ([`authd::dovecot`]) and the saslauthd protocol ([`authd::saslauthd`]) as sans-I/O codecs, and their socket server |
-//! | 4 services | [`postfix`] | deployment: `postconf` look-ups, the realm Postfix uses, owner and modes, the chroot copy, and the doctor ([`postfix::doctor`]); the only module that knows Postfix's paths and users |
-//! | 4 services | [`admin`] | what `saslpasswd` does to a store: prepare, preview and apply sets and deletes in one transaction, check a password |
+//! | 6 command line | [`cli`] | argument parsing, printing, exit codes; one module per tool (`saslpasswd`, `listusers`, `smtpd_auth`) plus the `--doctor` front end ([`cli::doctor`]), password input, batch files, progress |
+//! | 5 services | [`smtp`] | SMTP submission: the command codec ([`smtp::command`]) and session state machine, the sans-I/O DATA receiver (`smtp::data`), relay policy, delivery, and the tokio listener that only moves bytes and timers |
+//! | 5 services | [`authd`] | auth sockets for a stock Postfix: the Dovecot auth protocol ([`authd::dovecot`]) and the saslauthd protocol ([`authd::saslauthd`]) as sans-I/O codecs, and their socket server |
+//! | 5 services | [`postfix`] | deployment: `postconf` look-ups, the realm Postfix uses, owner and modes, the chroot copy, and the doctor ([`postfix::doctor`]); the only module that knows Postfix's paths and users |
+//! | 4 config, admin | [`saslconf`] | a Cyrus application config (`saslpasswd.conf`, `smtpd.conf`) and SASL security options (which read the mechanisms' security properties) |
+//! | 4 config, admin | [`admin`] | what `saslpasswd` does to a store: prepare, preview and apply sets and deletes in one transaction, check a password |
 //! | 3 mechanisms | [`mech`] | SASL server mechanisms (PLAIN, LOGIN, CRAM-MD5, DIGEST-MD5, SCRAM) as sans-I/O state machines, and the base64 exchange framing |
 //! | 2 secrets | [`secret`] | the one home of passwords: what a password becomes in the store (`userPassword`, SCRAM `authPassword`), and checking one (`Secrets`, `Credentials for Store`, the padding that makes an unknown user cost what a wrong password costs) |
-//! | 2 config | [`saslconf`] | a Cyrus application config (`saslpasswd.conf`, `smtpd.conf`) and SASL security options |
-//! | 2 config | [`maincf`] | `main.cf` syntax for `smtpd-auth` (`key = value`, continuation lines, `$name` expansion, `-o` overrides) and every parameter it knows |
-//! | 2 logging | [`logging`] | log lines in Postfix's format (stderr, a file, or syslog), so fail2ban and log readers work unchanged |
-//! | 1 store | [`store`] | the sasldb file in Cyrus's LMDB layout, accounts and keys, one-transaction writes; nothing else touches LMDB |
+//! | 1 foundations | [`store`] | the sasldb file in Cyrus's LMDB layout, accounts and keys, one-transaction writes; nothing else touches LMDB |
+//! | 1 foundations | [`maincf`] | `main.cf` syntax for `smtpd-auth` (`key = value`, continuation lines, bounded `$name` expansion, `-o` overrides) and every parameter it knows |
+//! | 1 foundations | [`logging`] | log lines in Postfix's format (stderr, a file, or syslog), so fail2ban and log readers work unchanged |
+//! | 1 foundations | `net` (planned) | what `smtp` and `authd` share about clients: address ranges (`Cidr`) and the failure limiter (`FailureLimiter`), today in `authd::limit` |
 //! | 0 base | [`sys`], [`host`] | `strerror` wording of OS errors; the host's default realm |
 //!
-//! Shared rules live below every user of them: a helper `smtp` and
-//! `authd` both need (client address ranges, the failure limiter, today
-//! `authd::limit`) belongs in a low module (`net`), not in either; nothing
-//! in `store`, `secret`, `postfix` or `maincf` imports from `cli`.
+//! Shared rules live below every user of them, written once (the
+//! unknown-account rule, the failure log line fail2ban reads, "is this
+//! client in mynetworks"); nothing in `store`, `secret`, `postfix` or
+//! `maincf` imports from `cli`.
 //!
 //! # Conventions
 //! - Protocol logic is sans-I/O: state machines that take bytes and return
