@@ -380,7 +380,8 @@ mod tests {
         assert!(matches!(cf.get("myhostname"), Err(ConfigError::Loop(_))));
     }
 
-    /// Found by the maincf_parse fuzz target: a huge time overflowed.
+    /// Seen while writing the maincf_parse fuzz target: a huge time
+    /// overflowed the multiplication by its unit (a panic).
     #[test]
     fn huge_time_is_an_error() {
         let cf = MainCf::parse("smtpd_timeout = 999999999999999999d\n", "m.cf").unwrap();
