@@ -4,10 +4,28 @@
 //! mail), where the syslog daemon adds time and host as it does for
 //! Postfix. Callers never pass secrets.
 
-use std::io::Write;
+use std::io::{self, Write};
 use std::os::unix::net::UnixDatagram;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A log destination that cannot be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("syslog: {}", crate::sys::strerror(.0))]
+    Syslog(#[source] io::Error),
+    #[error("syslog: /dev/log: {}", crate::sys::strerror(.0))]
+    DevLog(#[source] io::Error),
+    #[error("{path}: {}", crate::sys::strerror(.source))]
+    File { path: String, source: io::Error },
+}
+
+// The daemon's set-up still reports its errors as strings.
+impl From<LogError> for String {
+    fn from(e: LogError) -> String {
+        e.to_string()
+    }
+}
 
 /// Where lines go.
 pub enum Destination {
@@ -18,13 +36,12 @@ pub enum Destination {
 
 impl Destination {
     /// `stderr`, `syslog`, or a file path (appended to).
-    pub fn open(spec: &str) -> Result<Destination, String> {
+    pub fn open(spec: &str) -> Result<Destination, LogError> {
         match spec {
             "" | "stderr" => Ok(Destination::Stderr),
             "syslog" => {
-                let sock = UnixDatagram::unbound().map_err(|e| format!("syslog: {e}"))?;
-                sock.connect("/dev/log")
-                    .map_err(|e| format!("syslog: /dev/log: {e}"))?;
+                let sock = UnixDatagram::unbound().map_err(LogError::Syslog)?;
+                sock.connect("/dev/log").map_err(LogError::DevLog)?;
                 Ok(Destination::Syslog(sock))
             }
             path => std::fs::OpenOptions::new()
@@ -32,7 +49,10 @@ impl Destination {
                 .append(true)
                 .open(path)
                 .map(|f| Destination::File(Mutex::new(f)))
-                .map_err(|e| format!("{path}: {e}")),
+                .map_err(|source| LogError::File {
+                    path: path.to_string(),
+                    source,
+                }),
         }
     }
 }

@@ -2,7 +2,9 @@
 //! Every server mechanism fed arbitrary client messages (as decoded bytes
 //! and as raw base64 lines): no panic, and no success without the password.
 use libfuzzer_sys::fuzz_target;
-use sasldb::mech::{self, Credentials, Exchange, Reply, Secrets, ServerConfig, Step};
+
+mod common;
+use sasldb::mech::{self, Credentials, Exchange, Reply, Secrets, Step};
 use sasldb::store::{Account, StoreError};
 
 struct One;
@@ -18,19 +20,7 @@ impl Credentials for One {
 fuzz_target!(|data: &[u8]| {
     let Some((&which, rest)) = data.split_first() else { return };
     let name = mech::ALL[usize::from(which) % mech::ALL.len()];
-    let mut cfg = ServerConfig {
-        service: "smtp".into(),
-        hostname: "mx.example.org".into(),
-        host_aliases: vec![],
-        realm: b"example.org".to_vec(),
-        allow_proxy: which & 0x80 != 0,
-        scram_iterations: 16,
-        salt_key: [1; 32],
-        channel_binding: None,
-    };
-    if which & 0x40 != 0 {
-        cfg.channel_binding = Some(b"cb".to_vec());
-    }
+    let cfg = common::server_config(which);
     let parts: Vec<&[u8]> = rest.split(|&b| b == 0xff).collect();
     // Decoded bytes straight into the mechanism.
     if let Some(mut m) = mech::new_mechanism(name, &cfg) {

@@ -10,7 +10,6 @@
 use std::io;
 
 use crate::admin::Op;
-use crate::cli::realm;
 use crate::secret;
 use crate::store::Account;
 
@@ -56,8 +55,8 @@ pub fn parse(
             fail("user id contains a NUL byte".into());
             continue;
         }
-        let account = match realm::resolve(userid, domain, || match &cached {
-            Some(r) => Ok(r.clone()),
+        let account = match Account::resolve(userid, domain, || match &cached {
+            Some(r) => Ok::<_, io::Error>(r.clone()),
             None => {
                 let r = default_realm()?;
                 cached = Some(r.clone());

@@ -1,17 +1,20 @@
-//! What the binaries share, and the two Cyrus-compatible tools.
+//! The command line: what the binaries share, the two Cyrus-compatible
+//! tools (`saslpasswd`, `listusers`), `smtpd_auth`, and the `--doctor`
+//! front end. The top layer: nothing below imports from here.
 //!
 //! Each tool is a `run(argv) -> exit code` function so tests and the thin
-//! binaries in `src/bin` reach the same code. Messages and exit codes follow
+//! binaries in `src/bin` reach the same code; a tool's failures are one
+//! typed value printed in one place (see `saslpasswd::Failure`). Messages and exit codes follow
 //! Cyrus SASL 2.1.28 (`spec/cyrus-compat.md` §3–4); where a tool adds a
 //! detail line it comes before the Cyrus line, as Berkeley DB's own messages
 //! do with Debian's tools.
 
 pub mod batch;
+pub mod doctor;
 pub mod getopt;
 pub mod listusers;
 pub mod password;
 pub mod progress;
-pub mod realm;
 pub mod saslpasswd;
 pub mod smtpd_auth;
 
@@ -19,8 +22,9 @@ use std::ffi::OsStr;
 use std::io::{self, Write};
 use std::path::Path;
 
-/// Cyrus's default sasldb path (also what `-f ''` means).
-pub const DEFAULT_SASLDB: &str = "/etc/sasldb2";
+// Kept here for the tools that import them from `cli`; both live below.
+pub use crate::store::DEFAULT_SASLDB;
+pub use crate::sys::strerror;
 
 /// Exit codes: Cyrus exits with the negated SASL result code.
 pub mod exit {
@@ -37,7 +41,7 @@ pub mod exit {
 
 /// The acknowledgement block both Cyrus tools print before usage and
 /// version text; kept byte-identical so scripts comparing output still match.
-const ACK: &str = "\nThis product includes software developed by Computing Services\nat Carnegie Mellon University (http://www.cmu.edu/computing/).\n\n";
+pub(crate) const ACK: &str = "\nThis product includes software developed by Computing Services\nat Carnegie Mellon University (http://www.cmu.edu/computing/).\n\n";
 
 /// `-v` output (stderr). The first lines match Cyrus; the last names us.
 pub fn version_text() -> String {
@@ -48,7 +52,7 @@ pub fn version_text() -> String {
     )
 }
 
-/// The program name as Cyrus prints it: the basename of argv[0].
+/// The program name as Cyrus prints it: the basename of `argv[0]`.
 pub fn prog_name(argv0: Option<&OsStr>, fallback: &str) -> String {
     argv0
         .and_then(|a| Path::new(a).file_name())
@@ -61,15 +65,6 @@ pub fn prog_name(argv0: Option<&OsStr>, fallback: &str) -> String {
 /// error report into a panic.
 pub fn stderr(text: &str) {
     let _ = io::stderr().write_all(text.as_bytes());
-}
-
-/// strerror text for an I/O error, without Rust's " (os error N)" suffix.
-pub fn strerror(e: &io::Error) -> String {
-    let s = e.to_string();
-    match s.rfind(" (os error ") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
 }
 
 /// True when the file descriptor is a terminal.

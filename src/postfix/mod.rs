@@ -18,12 +18,15 @@ use std::process::Command;
 /// Where the store sits inside the chroot, relative to `queue_directory`.
 pub const CHROOT_ETC: &str = "etc";
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PostfixError {
     #[error("postconf not found (is Postfix installed?)")]
     NoPostconf,
     #[error("postconf failed: {0}")]
     Postconf(String),
+    /// `postconf` answers, yet no deployment was set up for the store.
+    #[error("Postfix integration could not be set up for this store")]
+    NoIntegration,
 }
 
 /// Access to one Postfix instance's configuration.
@@ -63,7 +66,7 @@ impl Postfix {
         let out = cmd
             .args(args)
             .output()
-            .map_err(|e| PostfixError::Postconf(e.to_string()))?;
+            .map_err(|e| PostfixError::Postconf(crate::sys::strerror(&e)))?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
             return Err(PostfixError::Postconf(
@@ -158,7 +161,7 @@ impl Postfix {
 /// Postfix's own store path, so `-f` on a scratch file never touches the
 /// machine's Postfix.
 pub fn auto_applies(store: &Path) -> bool {
-    store == Path::new(crate::cli::DEFAULT_SASLDB)
+    store == Path::new(crate::store::DEFAULT_SASLDB)
 }
 
 #[derive(Debug, thiserror::Error)]

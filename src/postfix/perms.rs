@@ -32,7 +32,7 @@ pub enum PermsError {
     NoGroup(String),
     #[error("no user {0:?} on this system")]
     NoUser(String),
-    #[error("{}: {source}", .path.display())]
+    #[error("{}: {}", .path.display(), crate::sys::strerror(.source))]
     Io { path: PathBuf, source: io::Error },
     #[error("{}: is a symbolic link; refusing to change it", .0.display())]
     Symlink(PathBuf),

@@ -33,7 +33,7 @@ pub enum PublishError {
         "{dest}: is a hard link of {src}: one data file with two lock files lets a writer reuse pages readers still use; run saslpasswd --doctor --fix"
     )]
     HardLink { dest: String, src: String },
-    #[error("{path}: {err}")]
+    #[error("{path}: {}", crate::sys::strerror(.err))]
     Io { path: String, err: io::Error },
 }
 

@@ -45,7 +45,7 @@ pub enum ConfigError {
         line: usize,
         reason: &'static str,
     },
-    #[error("{}: {source}", .path.display())]
+    #[error("{}: {}", .path.display(), crate::sys::strerror(.source))]
     Io { path: PathBuf, source: io::Error },
 }
 

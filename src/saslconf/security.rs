@@ -9,6 +9,11 @@
 
 use crate::mech::{self, SecurityFlags};
 
+/// A word that is not a SASL security option.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown SASL security option {0:?}")]
+pub struct UnknownOption(pub String);
+
 /// Required properties. Postfix's default is `noanonymous`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SecurityOptions {
@@ -18,7 +23,7 @@ pub struct SecurityOptions {
 impl SecurityOptions {
     /// Parse a Postfix value (`noanonymous, noplaintext`): comma or blank
     /// separated, case-insensitive. Unknown words are errors that name them.
-    pub fn parse(value: &str) -> Result<SecurityOptions, String> {
+    pub fn parse(value: &str) -> Result<SecurityOptions, UnknownOption> {
         let mut r = SecurityFlags::default();
         for word in value
             .split(|c: char| c == ',' || c.is_whitespace())
@@ -31,7 +36,7 @@ impl SecurityOptions {
                 "nodictionary" => r.no_dictionary = true,
                 "mutual_auth" => r.mutual_auth = true,
                 "forward_secrecy" => r.forward_secrecy = true,
-                other => return Err(format!("unknown SASL security option {other:?}")),
+                other => return Err(UnknownOption(other.to_string())),
             }
         }
         Ok(SecurityOptions { required: r })

@@ -13,6 +13,8 @@
 //! growth re-adopt the map size instead of failing. Nothing outside this module
 //! sees LMDB.
 
+mod account;
+mod error;
 pub mod key;
 
 use std::fmt;
@@ -24,7 +26,12 @@ use std::sync::RwLock;
 
 use lmdb::{Cursor, Database, Environment, EnvironmentFlags, Transaction, WriteFlags};
 
+pub use account::Account;
+pub use error::StoreError;
 pub use key::MAX_KEY_LEN;
+
+/// Cyrus's default sasldb path (also what `saslpasswd -f ''` means).
+pub const DEFAULT_SASLDB: &str = "/etc/sasldb2";
 
 /// Cyrus's creation mode for both files (the umask still applies).
 pub const CREATE_MODE: u32 = 0o660;
@@ -43,170 +50,6 @@ const MAX_RESIZE_RETRIES: usize = 1000;
 /// header. Checked before opening so a foreign file is refused without LMDB
 /// leaving a `-lock` file beside it.
 const LMDB_MAGIC: u32 = 0xBEEF_C0DE;
-
-/// One account: an authentication id in a realm. Bytes, not strings: Cyrus
-/// stores whatever the C strings held.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Account {
-    pub authid: Vec<u8>,
-    pub realm: Vec<u8>,
-}
-
-impl Account {
-    pub fn new(authid: impl Into<Vec<u8>>, realm: impl Into<Vec<u8>>) -> Self {
-        Account {
-            authid: authid.into(),
-            realm: realm.into(),
-        }
-    }
-
-    /// The account a user id names, by Cyrus's rules, the one
-    /// normalisation used both when an account is created and when it logs
-    /// in: split at the first `@` (what follows is the realm, even when
-    /// empty); without `@`, `realm` if given and non-empty, else
-    /// `default()`. Nothing else changes: case and whitespace are kept.
-    pub fn resolve<E>(
-        userid: &[u8],
-        realm: Option<&[u8]>,
-        default: impl FnOnce() -> Result<Vec<u8>, E>,
-    ) -> Result<Account, E> {
-        if let Some(at) = userid.iter().position(|&b| b == b'@') {
-            return Ok(Account::new(&userid[..at], &userid[at + 1..]));
-        }
-        let realm = match realm {
-            Some(r) if !r.is_empty() => r.to_vec(),
-            _ => default()?,
-        };
-        Ok(Account::new(userid, realm))
-    }
-
-    /// Key for one property, or the reason it cannot exist.
-    pub fn key(&self, property: &str) -> Result<Vec<u8>, StoreError> {
-        key::encode(&self.authid, &self.realm, property.as_bytes()).map_err(|e| match e {
-            key::KeyError::Nul => StoreError::Nul {
-                account: self.clone(),
-            },
-            key::KeyError::TooLong(len) => StoreError::KeyTooLong {
-                account: self.clone(),
-                property: property.to_string(),
-                len,
-            },
-        })
-    }
-}
-
-/// `user@realm`, lossy for display only; the listing prints raw bytes.
-impl fmt::Display for Account {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}@{}",
-            String::from_utf8_lossy(&self.authid),
-            String::from_utf8_lossy(&self.realm)
-        )
-    }
-}
-
-/// Errors carry the path, account and property involved; never a value.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("{}: no such file", .0.display())]
-    NotFound(PathBuf),
-    #[error(
-        "{}: is a symbolic link (to {}); LMDB would keep the lock file beside the link, not beside the data file, so processes opening the data file by another name could corrupt it; use the real path",
-        .path.display(), .target.display()
-    )]
-    Symlink { path: PathBuf, target: PathBuf },
-    #[error("{}: is a directory", .0.display())]
-    IsDirectory(PathBuf),
-    #[error("{}: not a regular file", .0.display())]
-    NotRegular(PathBuf),
-    #[error("{}: not an LMDB sasldb file (wrong magic number); left untouched", .0.display())]
-    NotLmdb(PathBuf),
-    #[error("{}: {}", .path.display(), strerror(.source))]
-    Io { path: PathBuf, source: io::Error },
-    #[error(
-        "{}: {}; every LMDB reader and writer must be able to open the lock file read-write (or create it)",
-        .lock.display(), strerror(.source)
-    )]
-    LockAccess { lock: PathBuf, source: io::Error },
-    #[error("{}: LMDB: {source}", .path.display())]
-    Lmdb { path: PathBuf, source: lmdb::Error },
-    #[error("user {:?} in realm {:?}: key for property {property} would be {len} bytes; LMDB keys are limited to {MAX_KEY_LEN}",
-        String::from_utf8_lossy(&.account.authid), String::from_utf8_lossy(&.account.realm))]
-    KeyTooLong {
-        account: Account,
-        property: String,
-        len: usize,
-    },
-    #[error("user {:?} in realm {:?}: contains a NUL byte",
-        String::from_utf8_lossy(&.account.authid), String::from_utf8_lossy(&.account.realm))]
-    Nul { account: Account },
-    #[error("{}: map size would exceed {MAX_MAP_SIZE} bytes", .0.display())]
-    MapLimit(PathBuf),
-    #[error("{}: opened read-only", .0.display())]
-    ReadOnly(PathBuf),
-}
-
-/// An OS error as strerror(3) words it, without Rust's " (os error N)".
-fn strerror(e: &io::Error) -> String {
-    let s = e.to_string();
-    match s.rfind(" (os error ") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
-}
-
-impl StoreError {
-    /// A failed environment open. LMDB opens `<path>-lock` read-write first,
-    /// even for readers, and reports a refused lock file as a failure of the
-    /// data file: name the lock file when the data file itself is accessible.
-    fn open(path: &Path, writable: bool, source: lmdb::Error) -> Self {
-        if source == lmdb::Error::Other(libc::EACCES)
-            && fs::OpenOptions::new()
-                .read(true)
-                .write(writable)
-                .open(path)
-                .is_ok()
-        {
-            return StoreError::LockAccess {
-                lock: lock_path(path),
-                source: io::Error::from_raw_os_error(libc::EACCES),
-            };
-        }
-        StoreError::lmdb(path, source)
-    }
-
-    fn lmdb(path: &Path, source: lmdb::Error) -> Self {
-        match source {
-            // LMDB passes errno values through; show them as the OS does.
-            lmdb::Error::Other(code) if code > 0 => StoreError::Io {
-                path: path.to_path_buf(),
-                source: io::Error::from_raw_os_error(code),
-            },
-            lmdb::Error::Invalid => StoreError::NotLmdb(path.to_path_buf()),
-            source => StoreError::Lmdb {
-                path: path.to_path_buf(),
-                source,
-            },
-        }
-    }
-
-    fn is_map_full(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Lmdb {
-                source: lmdb::Error::MapFull,
-                ..
-            }
-        )
-    }
-
-    /// True when the store does not exist (read-only open of a missing file).
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, StoreError::NotFound(_))
-    }
-}
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

@@ -11,261 +11,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// A parameter: name, default (may refer to others), and what it is for.
-pub struct Param {
-    pub name: &'static str,
-    pub default: &'static str,
-    pub help: &'static str,
-}
+mod params;
 
-/// Every parameter `smtpd-auth` reads.
-pub const PARAMS: &[Param] = &[
-    Param {
-        name: "myhostname",
-        default: "",
-        help: "this host's name (default: the host name)",
-    },
-    Param {
-        name: "mydomain",
-        default: "",
-        help: "this host's domain (default: myhostname without its first label)",
-    },
-    Param {
-        name: "smtpd_sasl_local_domain",
-        default: "",
-        help: "realm for logins without @ (default: $myhostname, as Postfix)",
-    },
-    Param {
-        name: "smtpd_sasl_security_options",
-        default: "noanonymous",
-        help: "mechanism properties required (noplaintext, noactive, nodictionary, noanonymous, mutual_auth, forward_secrecy)",
-    },
-    Param {
-        name: "smtpd_tls_auth_only",
-        default: "",
-        help: "offer and accept AUTH only under TLS (default: yes when TLS is available); on the Dovecot socket, refuse plaintext mechanisms unless Postfix says the session is secured (default there: no)",
-    },
-    Param {
-        name: "cyrus_sasl_config_path",
-        default: "",
-        help: "where <smtpd_sasl_path>.conf is searched (default: Cyrus's path)",
-    },
-    Param {
-        name: "smtpd_sasl_path",
-        default: "smtpd",
-        help: "Cyrus application name: <name>.conf gives mech_list, sasldb_path, scram_iteration_counter",
-    },
-    Param {
-        name: "sasldb_path",
-        default: "",
-        help: "the store (default: sasldb_path of <smtpd_sasl_path>.conf, else /etc/sasldb2)",
-    },
-    Param {
-        name: "syslog_name",
-        default: "smtpd-auth",
-        help: "log tag prefix, as Postfix's",
-    },
-    Param {
-        name: "dovecot_auth_socket",
-        default: "",
-        help: "Dovecot-protocol auth socket for Postfix (smtpd_sasl_type = dovecot); empty: off",
-    },
-    Param {
-        name: "dovecot_auth_socket_owner",
-        default: "root",
-        help: "owner of the Dovecot auth socket",
-    },
-    Param {
-        name: "dovecot_auth_socket_group",
-        default: "postfix",
-        help: "group of the Dovecot auth socket",
-    },
-    Param {
-        name: "dovecot_auth_socket_mode",
-        default: "0660",
-        help: "mode of the Dovecot auth socket",
-    },
-    Param {
-        name: "dovecot_auth_require_client_cert",
-        default: "no",
-        help: "refuse Dovecot-protocol logins without valid-client-cert (Dovecot's auth_ssl_require_client_cert; Postfix never sends it)",
-    },
-    Param {
-        name: "saslauthd_socket",
-        default: "",
-        help: "saslauthd-protocol socket (Cyrus pwcheck_method: saslauthd), e.g. /var/run/saslauthd/mux; empty: off",
-    },
-    Param {
-        name: "saslauthd_socket_owner",
-        default: "root",
-        help: "owner of the saslauthd socket",
-    },
-    Param {
-        name: "saslauthd_socket_group",
-        default: "postfix",
-        help: "group of the saslauthd socket",
-    },
-    Param {
-        name: "saslauthd_socket_mode",
-        default: "0660",
-        help: "mode of the saslauthd socket",
-    },
-    Param {
-        name: "smtpd_auth_failure_limit",
-        default: "20",
-        help: "authentication failures per client within smtpd_auth_failure_window before its attempts are refused (0: no limit)",
-    },
-    Param {
-        name: "smtpd_auth_failure_window",
-        default: "60s",
-        help: "window of smtpd_auth_failure_limit (s, m or h)",
-    },
-    Param {
-        name: "smtpd_auth_failure_exceptions",
-        default: "",
-        help: "client address blocks never limited (e.g. 127.0.0.0/8, [::1]/128)",
-    },
-    Param {
-        name: "smtpd_listen",
-        default: "",
-        help: "SMTP listeners (address:port; STARTTLS where TLS is set up); --listen adds more",
-    },
-    Param {
-        name: "smtpd_listen_tls",
-        default: "",
-        help: "implicit-TLS SMTP listeners (address:port, like port 465); --listen-tls adds more",
-    },
-    Param {
-        name: "mydestination",
-        default: "$myhostname, localhost.$mydomain, localhost",
-        help: "domains delivered here, accepted from anyone",
-    },
-    Param {
-        name: "relay_domains",
-        default: "",
-        help: "more domains accepted from anyone and passed to relayhost",
-    },
-    Param {
-        name: "mynetworks",
-        default: "127.0.0.0/8, [::1]/128",
-        help: "clients that may relay without authenticating",
-    },
-    Param {
-        name: "smtpd_sasl_auth_enable",
-        default: "yes",
-        help: "offer and accept AUTH on the SMTP listeners",
-    },
-    Param {
-        name: "broken_sasl_auth_clients",
-        default: "no",
-        help: "also advertise AUTH=... for old clients",
-    },
-    Param {
-        name: "smtpd_tls_cert_file",
-        default: "",
-        help: "PEM certificate chain (default: a self-signed one, made once in the state directory)",
-    },
-    Param {
-        name: "smtpd_tls_key_file",
-        default: "$smtpd_tls_cert_file",
-        help: "PEM private key",
-    },
-    Param {
-        name: "smtpd_tls_security_level",
-        default: "may",
-        help: "none (no STARTTLS), may (STARTTLS offered) or encrypt (no MAIL or AUTH before STARTTLS)",
-    },
-    Param {
-        name: "message_size_limit",
-        default: "10240000",
-        help: "largest message accepted, in bytes",
-    },
-    Param {
-        name: "relayhost",
-        default: "",
-        help: "next hop for mail not delivered here ([host]:port)",
-    },
-    Param {
-        name: "smtpd_timeout",
-        default: "300s",
-        help: "time a client may take to send a command or a line of data",
-    },
-    Param {
-        name: "smtpd_max_session_time",
-        default: "3600s",
-        help: "longest a whole SMTP session may last, however active (smtpd_timeout bounds each wait)",
-    },
-    Param {
-        name: "smtpd_hard_error_limit",
-        default: "20",
-        help: "errors after which a session is closed",
-    },
-    Param {
-        name: "smtpd_relay_restrictions",
-        default: "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination",
-        help: "checked at RCPT first: permit_mynetworks, permit_sasl_authenticated, permit_auth_destination, reject_unauth_destination, defer_unauth_destination, reject_non_fqdn_recipient, reject_sender_login_mismatch, reject, permit",
-    },
-    Param {
-        name: "smtpd_recipient_restrictions",
-        default: "",
-        help: "checked at RCPT after smtpd_relay_restrictions (same names)",
-    },
-    Param {
-        name: "smtpd_sasl_tls_security_options",
-        default: "$smtpd_sasl_security_options",
-        help: "smtpd_sasl_security_options for sessions under TLS",
-    },
-    Param {
-        name: "smtpd_tls_wrappermode",
-        default: "no",
-        help: "smtpd_listen listeners speak TLS from the first byte (port 465)",
-    },
-    Param {
-        name: "smtpd_error_sleep_time",
-        default: "1s",
-        help: "delay before each error reply once smtpd_soft_error_limit is reached",
-    },
-    Param {
-        name: "smtpd_soft_error_limit",
-        default: "10",
-        help: "errors after which error replies are delayed",
-    },
-    Param {
-        name: "smtpd_client_connection_count_limit",
-        default: "50",
-        help: "simultaneous connections per client address (mynetworks exempt; 0: no limit)",
-    },
-    Param {
-        name: "default_process_limit",
-        default: "100",
-        help: "simultaneous SMTP sessions; more clients wait in the listen queue, as with Postfix's process limit (0: no limit; read at start)",
-    },
-    Param {
-        name: "smtpd_client_auth_rate_limit",
-        default: "0",
-        help: "AUTH commands per client per minute (mynetworks exempt; 0: no limit)",
-    },
-    Param {
-        name: "smtpd_auth_state_dir",
-        default: "",
-        help: "state directory, for the self-signed certificate made when none is configured and the spool/ of message bodies being received (default: /var/lib/smtpd-auth as root, else ~/.local/state/smtpd-auth)",
-    },
-    Param {
-        name: "log_destination",
-        default: "stderr",
-        help: "where Postfix-format log lines go: stderr, syslog (/dev/log, facility mail) or a file path",
-    },
-    Param {
-        name: "mail_owner",
-        default: "postfix",
-        help: "user the daemon runs as after binding its sockets when started as root",
-    },
-    Param {
-        name: "virtual_mailbox_base",
-        default: "",
-        help: "Maildir root for local domains (<base>/<domain>/<user>/Maildir); empty: local mail goes to relayhost too",
-    },
-];
+pub use params::{PARAMS, Param};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -293,6 +41,8 @@ pub enum ConfigError {
     },
     #[error("parameter {0}: $-expansion loops")]
     Loop(String),
+    #[error("parameter {0}: $-expansion grows too large")]
+    TooLarge(String),
 }
 
 /// Parsed configuration.
@@ -304,6 +54,11 @@ pub struct MainCf {
     /// Where each explicit value was set, for error messages.
     origin: HashMap<String, String>,
 }
+
+/// Bounds on `$name` expansion of one value: parameter look-ups, and the
+/// length of the result.
+const MAX_LOOKUPS: usize = 10_000;
+const MAX_EXPANDED: usize = 64 * 1024;
 
 fn known(name: &str) -> Option<&'static Param> {
     PARAMS.iter().find(|p| p.name == name)
@@ -372,7 +127,7 @@ impl MainCf {
 
     pub fn load(path: &Path) -> Result<MainCf, ConfigError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::Io(path.display().to_string(), crate::cli::strerror(&e)))?;
+            .map_err(|e| ConfigError::Io(path.display().to_string(), crate::sys::strerror(&e)))?;
         MainCf::parse(&text, &path.display().to_string())
     }
 
@@ -411,34 +166,42 @@ impl MainCf {
 
     /// A parameter's value with `$name` expanded.
     pub fn get(&self, key: &str) -> Result<String, ConfigError> {
-        self.value(key, 0)
+        let mut budget = MAX_LOOKUPS;
+        self.value(key, 0, &mut budget).map_err(|e| match e {
+            ConfigError::TooLarge(_) => ConfigError::TooLarge(key.to_string()),
+            e => e,
+        })
     }
 
-    fn value(&self, key: &str, depth: usize) -> Result<String, ConfigError> {
+    fn value(&self, key: &str, depth: usize, budget: &mut usize) -> Result<String, ConfigError> {
         if depth > 20 {
             return Err(ConfigError::Loop(key.to_string()));
         }
+        // Values naming each other many times over expand exponentially.
+        *budget = budget
+            .checked_sub(1)
+            .ok_or_else(|| ConfigError::TooLarge(key.to_string()))?;
         if let Some(v) = self.values.get(key) {
-            return self.expand(v, depth + 1);
+            return self.expand(v, depth + 1, budget);
         }
         Ok(match key {
-            "myhostname" => crate::cli::realm::default_realm()
+            "myhostname" => crate::host::default_realm()
                 .map(|h| String::from_utf8_lossy(&h).into_owned())
                 .unwrap_or_else(|_| "localhost".into()),
             "mydomain" => {
-                let h = self.value("myhostname", depth + 1)?;
+                let h = self.value("myhostname", depth + 1, budget)?;
                 h.split_once('.')
                     .map(|(_, d)| d.to_string())
                     .unwrap_or_else(|| "localdomain".into())
             }
             _ => {
                 let default = known(key).map(|p| p.default).unwrap_or_default();
-                self.expand(default, depth + 1)?
+                self.expand(default, depth + 1, budget)?
             }
         })
     }
 
-    fn expand(&self, value: &str, depth: usize) -> Result<String, ConfigError> {
+    fn expand(&self, value: &str, depth: usize, budget: &mut usize) -> Result<String, ConfigError> {
         let mut out = String::new();
         let mut rest = value;
         while let Some(pos) = rest.find('$') {
@@ -458,7 +221,10 @@ impl MainCf {
             if name.is_empty() {
                 out.push('$');
             } else {
-                out.push_str(&self.value(name, depth + 1)?);
+                out.push_str(&self.value(name, depth + 1, budget)?);
+            }
+            if out.len() > MAX_EXPANDED {
+                return Err(ConfigError::TooLarge(name.to_string()));
             }
             rest = tail;
         }
@@ -488,15 +254,18 @@ impl MainCf {
         let n: u64 = num
             .parse()
             .map_err(|_| self.invalid(key, format!("{v:?} is not a time")))?;
-        let secs = match unit {
-            "" | "s" => n,
-            "m" => n * 60,
-            "h" => n * 3600,
-            "d" => n * 86400,
+        let unit_secs: u64 = match unit {
+            "" | "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86400,
             _ => {
                 return Err(self.invalid(key, format!("{v:?}: unit must be s, m, h or d")));
             }
         };
+        let secs = n
+            .checked_mul(unit_secs)
+            .ok_or_else(|| self.invalid(key, format!("{v:?} is too long a time")))?;
         Ok(std::time::Duration::from_secs(secs))
     }
 
@@ -609,5 +378,34 @@ mod tests {
         assert!(cf.get_mode("dovecot_auth_socket_mode").is_err());
         cf.override_with("myhostname=$mydomain").unwrap();
         assert!(matches!(cf.get("myhostname"), Err(ConfigError::Loop(_))));
+    }
+
+    /// Seen while writing the maincf_parse fuzz target: a huge time
+    /// overflowed the multiplication by its unit (a panic).
+    #[test]
+    fn huge_time_is_an_error() {
+        let cf = MainCf::parse("smtpd_timeout = 999999999999999999d\n", "m.cf").unwrap();
+        assert_eq!(
+            cf.get_duration("smtpd_timeout").unwrap_err().to_string(),
+            "m.cf: line 1: parameter smtpd_timeout: \"999999999999999999d\" is too long a time"
+        );
+    }
+
+    /// Values naming each other many times over (8^8 look-ups): an error,
+    /// not a hang.
+    #[test]
+    fn exponential_expansion_is_bounded() {
+        let names: Vec<&str> = PARAMS.iter().map(|p| p.name).take(9).collect();
+        let mut text = String::new();
+        for w in names.windows(2) {
+            text.push_str(&format!("{} = {}\n", w[0], format!("${} ", w[1]).repeat(8)));
+        }
+        text.push_str(&format!("{} = x\n", names[8]));
+        let cf = MainCf::parse(&text, "m.cf").unwrap();
+        assert_eq!(
+            cf.get(names[0]).unwrap_err(),
+            ConfigError::TooLarge(names[0].to_string())
+        );
+        assert_eq!(cf.get(names[8]).unwrap(), "x");
     }
 }
