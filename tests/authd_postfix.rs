@@ -166,6 +166,11 @@ impl Lab {
     fn smtpd_auth(&self, overrides: &[String]) -> Command {
         let mut c = Command::new(SMTPD_AUTH);
         c.arg("-c").arg(self.cf());
+        // The SCRAM salt key goes to the state dir: keep it in the scratch.
+        c.arg("-o").arg(format!(
+            "smtpd_auth_state_dir={}",
+            self.path("state").display()
+        ));
         for o in overrides {
             c.arg("-o").arg(o);
         }

@@ -22,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
         service: "smtp".into(),
         hostname: "mx.example.org".into(),
         host_aliases: vec![],
+        digest_strict_host: false,
         realm: b"example.org".to_vec(),
         allow_proxy: which & 0x80 != 0,
         scram_iterations: 16,

@@ -177,8 +177,8 @@ impl Session {
             "AUTH" => self.auth(&fields, creds, limiter, &mut out),
             "CONT" => self.cont(&fields, creds, limiter, &mut out),
             "CANCEL" => {
-                if let Some(id) = fields.get(1) {
-                    self.pending.remove(*id);
+                if let Some(p) = fields.get(1).and_then(|id| self.pending.remove(*id)) {
+                    Self::abandoned(p, limiter, &mut out);
                 }
             }
             // Unknown commands are ignored, as the protocol asks.
@@ -294,14 +294,20 @@ impl Session {
         let initial = resp.filter(|r| !r.is_empty()).map(str::as_bytes);
         let reply = exchange.start(initial, creds);
         self.counter += 1;
+        // A request id reused while pending, or the oldest of too many,
+        // is an exchange the client left unfinished.
+        if let Some(old) = self.pending.remove(&id) {
+            Self::abandoned(old, limiter, out);
+        }
         if self.pending.len() >= MAX_PENDING
             && let Some(oldest) = self
                 .pending
                 .iter()
                 .min_by_key(|(_, p)| p.order)
                 .map(|(k, _)| k.clone())
+            && let Some(p) = self.pending.remove(&oldest)
         {
-            self.pending.remove(&oldest);
+            Self::abandoned(p, limiter, out);
         }
         let pending = Pending {
             exchange,
@@ -339,6 +345,32 @@ impl Session {
         }
         let reply = p.exchange.feed(data.as_bytes(), creds);
         self.answer(id.to_string(), p, reply, limiter, out);
+    }
+
+    /// The connection is going away: every exchange still pending was
+    /// abandoned mid-way (Postfix drops its request when the SMTP client
+    /// sends `*` or disconnects).
+    pub fn disconnect(&mut self, limiter: &mut dyn Limiter) -> Output {
+        let mut out = Output::default();
+        let mut pending: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
+        pending.sort_by_key(|p| p.order);
+        for p in pending {
+            Self::abandoned(p, limiter, &mut out);
+        }
+        out
+    }
+
+    /// An exchange left unfinished counts and logs as a failure, like a
+    /// wrong password: otherwise walking away before the verdict would be
+    /// a free guess (and the exchange may have named an account).
+    fn abandoned(p: Pending, limiter: &mut dyn Limiter, out: &mut Output) {
+        limiter.failed(p.client.as_deref());
+        out.attempts.push(Attempt {
+            mechanism: p.exchange.mechanism(),
+            client: p.client.clone(),
+            user: p.exchange.attempted().map(ToString::to_string),
+            result: Err(AuthError::Cancelled),
+        });
     }
 
     fn success(&self, id: &str, auth: &mech::Authenticated, out: &mut Output) {
@@ -533,6 +565,54 @@ mod tests {
             feed(&mut s, &format!("AUTH\tp{i}\tLOGIN"));
         }
         assert!(s.pending.len() <= MAX_PENDING);
+    }
+
+    #[test]
+    fn abandoned_exchanges_count_as_failures() {
+        struct Count(usize);
+        impl Limiter for Count {
+            fn allow(&mut self, _c: Option<&str>) -> bool {
+                true
+            }
+            fn failed(&mut self, _c: Option<&str>) {
+                self.0 += 1;
+            }
+        }
+        let mut s = session(false);
+        let mut l = Count(0);
+        let mut feed = |s: &mut Session, line: &str| s.feed(line.as_bytes(), &One, &mut l);
+        let cancelled = |o: &Output, user: Option<&str>| {
+            o.attempts.len() == 1
+                && o.attempts[0].result == Err(AuthError::Cancelled)
+                && o.attempts[0].user.as_deref() == user
+        };
+        // `*` from the client: FAIL, logged.
+        feed(&mut s, "AUTH\t1\tLOGIN\trip=192.0.2.1\tresp=dGlt");
+        let o = feed(&mut s, "CONT\t1\t*");
+        assert_eq!(
+            o.lines,
+            vec!["FAIL\t1\treason=Authentication aborted by client\tuser=tim@example.org"]
+        );
+        assert!(cancelled(&o, Some("tim@example.org")));
+        // CANCEL, and an id reused while its exchange is pending.
+        feed(&mut s, "AUTH\t2\tLOGIN\tresp=dGlt");
+        assert!(cancelled(
+            &feed(&mut s, "CANCEL\t2"),
+            Some("tim@example.org")
+        ));
+        feed(&mut s, "AUTH\t3\tLOGIN");
+        assert!(cancelled(&feed(&mut s, "AUTH\t3\tLOGIN"), None));
+        // Disconnecting mid-exchange.
+        feed(&mut s, "AUTH\t4\tLOGIN\tresp=dGlt");
+        let o = s.disconnect(&mut l);
+        assert_eq!(o.attempts.len(), 2, "{:?}", o.attempts);
+        assert!(
+            o.attempts
+                .iter()
+                .all(|a| a.result == Err(AuthError::Cancelled))
+        );
+        assert_eq!(l.0, 5);
+        assert!(s.disconnect(&mut l).attempts.is_empty());
     }
 
     #[test]

@@ -94,15 +94,10 @@ pub fn answer(
         return ("NO NULL password received", None);
     }
     let acct = account(req, server);
-    let secrets = match creds.secrets(&acct) {
-        Ok(s) => s,
-        Err(_) => return ("NO", Some(acct)),
-    };
-    let known = secrets.is_some();
-    let ok = secrets
-        .unwrap_or_else(crate::mech::dummy_secrets)
-        .verify_plain(&req.password);
-    (if ok && known { "OK" } else { "NO" }, Some(acct))
+    // The rule PLAIN and LOGIN follow (`secret::check`): a failure costs
+    // the same whether the account exists or not.
+    let ok = server.check_plain(creds, &acct, &req.password).is_ok();
+    (if ok { "OK" } else { "NO" }, Some(acct))
 }
 
 #[cfg(test)]
