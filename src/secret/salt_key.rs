@@ -5,7 +5,8 @@
 
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use super::{SecretError, random_bytes};
 
@@ -22,7 +23,22 @@ fn fail(path: &Path, why: impl ToString) -> SecretError {
 /// use: a fresh key is written to a private temporary file (0600, O_EXCL)
 /// and hard-linked into place, so two processes starting at once agree on
 /// one key and no reader ever sees half a file.
+///
+/// A key once read is remembered for the process: a daemon reloading its
+/// configuration after dropping root (SIGHUP) cannot read the root-owned
+/// file again, and needs the same key anyway.
 pub fn load_salt_key(dir: &Path) -> Result<[u8; KEY_LEN], SecretError> {
+    static LOADED: Mutex<Vec<(PathBuf, [u8; KEY_LEN])>> = Mutex::new(Vec::new());
+    let mut loaded = LOADED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, key)) = loaded.iter().find(|(d, _)| d == dir) {
+        return Ok(*key);
+    }
+    let key = load(dir)?;
+    loaded.push((dir.to_path_buf(), key));
+    Ok(key)
+}
+
+fn load(dir: &Path) -> Result<[u8; KEY_LEN], SecretError> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -85,26 +101,29 @@ mod tests {
     fn made_once_private_and_kept() {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path().join("state");
-        let a = load_salt_key(&dir).unwrap();
-        let b = load_salt_key(&dir).unwrap();
+        let a = load(&dir).unwrap();
+        let b = load(&dir).unwrap();
         assert_eq!(a, b);
         let path = dir.join(SALT_KEY_FILE);
         assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
         // Nothing else is left behind.
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
         std::fs::write(&path, b"short").unwrap();
-        let e = load_salt_key(&dir).unwrap_err().to_string();
+        let e = load(&dir).unwrap_err().to_string();
         assert!(e.contains("32-byte") && e.contains(SALT_KEY_FILE), "{e}");
         std::fs::remove_file(&path).unwrap();
-        let c = load_salt_key(&dir).unwrap();
+        let c = load(&dir).unwrap();
         assert_ne!(a, c);
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .unwrap();
-        assert!(
-            load_salt_key(&dir)
-                .unwrap_err()
-                .to_string()
-                .contains("chmod")
-        );
+        assert!(load(&dir).unwrap_err().to_string().contains("chmod"));
+    }
+
+    #[test]
+    fn remembered_once_read() {
+        let d = tempfile::tempdir().unwrap();
+        let a = load_salt_key(d.path()).unwrap();
+        std::fs::remove_file(d.path().join(SALT_KEY_FILE)).unwrap();
+        assert_eq!(load_salt_key(d.path()).unwrap(), a);
     }
 }
