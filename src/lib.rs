@@ -3,7 +3,9 @@
 //! How the parts fit:
 //! - [`store`] owns the sasldb file (Cyrus's LMDB layout) and its transactions;
 //!   nothing else touches LMDB.
-//! - [`secret`] turns a password into stored properties and checks passwords.
+//! - [`secret`] turns a password into stored properties and checks passwords:
+//!   the one rule every mechanism and the saslauthd socket follow (a failed
+//!   check costs the same whatever the account), and the SCRAM salt key.
 //! - [`saslconf`] reads a Cyrus application config (`saslpasswd.conf`, ...).
 //! - [`cli`] holds what the binaries share and the two Cyrus-compatible tools
 //!   themselves (`saslpasswd`, `sasldblistusers`); `src/bin` only calls it.

@@ -9,12 +9,29 @@ use crate::store::Account;
 /// saslauthd's per-field bound.
 pub const MAX_FIELD: usize = 256;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Request {
     pub login: Vec<u8>,
     pub password: Vec<u8>,
     pub service: Vec<u8>,
     pub realm: Vec<u8>,
+}
+
+// Never shows the password.
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("login", &String::from_utf8_lossy(&self.login))
+            .field("service", &String::from_utf8_lossy(&self.service))
+            .field("realm", &String::from_utf8_lossy(&self.realm))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.password);
+    }
 }
 
 /// Progress of parsing a request from the bytes received so far.
