@@ -495,3 +495,50 @@ fn abandoned_dovecot_exchanges_are_logged_as_failures() {
         d.log_text()
     );
 }
+
+/// DIGEST-MD5 over the Dovecot socket with `digest-uri="smtp/<host>"`:
+/// the first line after the response (`CONT` with rspauth, or `FAIL`).
+fn dovecot_digest(d: &Daemon, host: &str) -> String {
+    let mut c = Dovecot::connect(&d.sock);
+    c.send("AUTH\t1\tDIGEST-MD5\tservice=smtp\tlip=127.0.0.1\trip=192.0.2.7");
+    let l = c.line();
+    let challenge = B64
+        .decode(l.strip_prefix("CONT\t1\t").unwrap_or_else(|| panic!("{l}")))
+        .unwrap();
+    let challenge = String::from_utf8(challenge).unwrap();
+    let nonce = challenge
+        .split("nonce=\"")
+        .nth(1)
+        .and_then(|n| n.split('"').next())
+        .expect("nonce");
+    let uri = format!("smtp/{host}");
+    let (response, _) = sasldb::mech::digest_response_values(
+        b"alice",
+        b"example.org",
+        b"alice-pw",
+        nonce.as_bytes(),
+        b"cn",
+        b"00000001",
+        b"auth",
+        uri.as_bytes(),
+        None,
+    );
+    let msg = format!(
+        "username=\"alice\",realm=\"example.org\",nonce=\"{nonce}\",cnonce=\"cn\",\
+         nc=00000001,qop=auth,digest-uri=\"{uri}\",response={response}"
+    );
+    c.send(&format!("CONT\t1\t{}", B64.encode(msg)));
+    c.line()
+}
+
+#[test]
+fn the_strict_digest_uri_host_check_on_the_dovecot_socket() {
+    let lab = Lab::new();
+    let lax = lab.start("lax", &[]);
+    assert!(dovecot_digest(&lax, "example.org").starts_with("CONT\t1\t"));
+    let strict = lab.start("strict", &["-o", "smtpd_sasl_digest_uri_strict_host=yes"]);
+    // Postfix's lip= and myhostname name this server; the realm does not.
+    assert!(dovecot_digest(&strict, "127.0.0.1").starts_with("CONT\t1\t"));
+    assert!(dovecot_digest(&strict, "mx.example.org").starts_with("CONT\t1\t"));
+    assert!(dovecot_digest(&strict, "example.org").starts_with("FAIL\t1\t"));
+}
