@@ -199,6 +199,7 @@ cyrus_sasl_config_path = $W/conf
 smtpd_sasl_path = smtpd
 dovecot_auth_socket = $W/ours/queue/private/auth
 dovecot_auth_socket_group = postfix
+smtpd_auth_state_dir = $W/state
 EOF
 "$SMTPD_AUTH" -c "$W/smtpd-auth.cf" </dev/null 2>"$W/smtpd-auth.log" &
 DAEMON_PID=$!

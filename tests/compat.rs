@@ -2353,9 +2353,11 @@ fn listing_formats_and_realm_filter() {
             ),
         ]
     );
+    // A -n account logs in over SCRAM and, through its verifier, PLAIN
+    // and LOGIN: the listing says what login decides.
     assert_eq!(
         accounts[1]["mechanisms"],
-        serde_json::json!(["SCRAM-SHA-256"])
+        serde_json::json!(["PLAIN", "LOGIN", "SCRAM-SHA-256"])
     );
     assert!(
         accounts[0]["mechanisms"]

@@ -28,6 +28,11 @@ fn produce_log(s: &Scratch, syslog_name: &str, good: usize, bad: usize) -> PathB
     let log = s.path(format!("{syslog_name}.log").as_str());
     let mut child = Command::new(SMTPD_AUTH)
         .env("SASL_CONF_PATH", s.conf_dir())
+        .arg("-o")
+        .arg(format!(
+            "smtpd_auth_state_dir={}",
+            s.path("state").display()
+        ))
         .args([
             "-o",
             "myhostname=mx.example.org",
@@ -168,6 +173,11 @@ fn shipped_filter_matches_auth_socket_failures() {
     let log = s.path("auth.log");
     let mut child = Command::new(SMTPD_AUTH)
         .env("SASL_CONF_PATH", s.conf_dir())
+        .arg("-o")
+        .arg(format!(
+            "smtpd_auth_state_dir={}",
+            s.path("state").display()
+        ))
         .args(["-o", "myhostname=mx.example.org", "-o", "mail_owner=root"])
         .args(["-o", "smtpd_sasl_local_domain=example.org"])
         .arg("-o")

@@ -81,6 +81,11 @@ impl Daemon {
         let log = s.path("smtpd.log");
         let mut cmd = Command::new(SMTPD_AUTH);
         cmd.env("SASL_CONF_PATH", s.conf_dir())
+            .arg("-o")
+            .arg(format!(
+                "smtpd_auth_state_dir={}",
+                s.path("state").display()
+            ))
             .args([
                 "-o",
                 "myhostname=mx.example.org",
@@ -727,6 +732,11 @@ fn sigterm_lets_a_session_finish_and_sighup_reloads() {
         .env("SASL_CONF_PATH", s.conf_dir())
         .arg("-c")
         .arg(&cf)
+        .arg("-o")
+        .arg(format!(
+            "smtpd_auth_state_dir={}",
+            s.path("state").display()
+        ))
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .stderr(std::fs::File::create(&log).unwrap())
@@ -1007,6 +1017,11 @@ fn bad_configuration_values_name_where_they_were_set() {
             .arg("-c")
             .arg(&cf)
             .args(["-o", "smtpd_listen=127.0.0.1:0"])
+            .arg("-o")
+            .arg(format!(
+                "smtpd_auth_state_dir={}",
+                s.path("state").display()
+            ))
             .args(extra)
             .stdin(Stdio::null())
             .output()

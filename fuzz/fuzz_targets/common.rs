@@ -9,6 +9,7 @@ pub fn server_config(flags: u8) -> ServerConfig {
         service: "smtp".into(),
         hostname: "mx.example.org".into(),
         host_aliases: vec![],
+        digest_strict_host: false,
         realm: b"example.org".to_vec(),
         allow_proxy: flags & 0x80 != 0,
         scram_iterations: 16,

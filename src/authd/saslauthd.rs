@@ -9,12 +9,29 @@ use crate::store::Account;
 /// saslauthd's per-field bound.
 pub const MAX_FIELD: usize = 256;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Request {
     pub login: Vec<u8>,
     pub password: Vec<u8>,
     pub service: Vec<u8>,
     pub realm: Vec<u8>,
+}
+
+// Never shows the password.
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("login", &String::from_utf8_lossy(&self.login))
+            .field("service", &String::from_utf8_lossy(&self.service))
+            .field("realm", &String::from_utf8_lossy(&self.realm))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.password);
+    }
 }
 
 /// Progress of parsing a request from the bytes received so far.
@@ -94,15 +111,10 @@ pub fn answer(
         return ("NO NULL password received", None);
     }
     let acct = account(req, server);
-    let secrets = match creds.secrets(&acct) {
-        Ok(s) => s,
-        Err(_) => return ("NO", Some(acct)),
-    };
-    let known = secrets.is_some();
-    let ok = secrets
-        .unwrap_or_else(crate::mech::dummy_secrets)
-        .verify_plain(&req.password);
-    (if ok && known { "OK" } else { "NO" }, Some(acct))
+    // The rule PLAIN and LOGIN follow (`secret::check`): a failure costs
+    // the same whether the account exists or not.
+    let ok = server.check_plain(creds, &acct, &req.password).is_ok();
+    (if ok { "OK" } else { "NO" }, Some(acct))
 }
 
 #[cfg(test)]

@@ -237,6 +237,7 @@ impl Loop<'_> {
     fn close(&mut self, token: usize) {
         if let Some(mut c) = self.conns.remove(&token) {
             let _ = self.poll.registry().deregister(&mut c.stream);
+            c.abandon(self.shared);
         }
     }
 
@@ -337,6 +338,19 @@ impl Conn {
             }
         }
         self.flush(now) && !(self.closing && self.written == self.output.len())
+    }
+
+    /// Exchanges left unfinished at close count and log as failures.
+    fn abandon(&mut self, shared: &Shared) {
+        if let Proto::Dovecot(session) = &mut self.proto {
+            let out = {
+                let mut limiter = shared.limiter.lock().unwrap_or_else(|p| p.into_inner());
+                session.disconnect(&mut *limiter)
+            };
+            for a in &out.attempts {
+                log_attempt(shared, a);
+            }
+        }
     }
 
     /// Answer the complete requests in `input`. False: close at once.

@@ -42,7 +42,8 @@ JSON output:
                    \"properties\": [STRING], \"mechanisms\": [STRING]}],
      \"malformed_keys\": NUMBER}
   Accounts come in LMDB key order; bytes that are not UTF-8 are shown as U+FFFD. \"mechanisms\"
-  lists what Cyrus SASL can serve from the stored properties. Values (secrets) are never
+  lists the mechanisms that log in with the stored properties, decided by the code that
+  decides at login (a -n account: PLAIN, LOGIN and its SCRAM hash). Values (secrets) are never
   printed in any format.
 
 Files:

@@ -106,6 +106,10 @@ fn common(cf: &MainCf) -> Result<Common, String> {
     if let Some(n) = cyrus.scram_iteration_counter() {
         server.scram_iterations = n;
     }
+    server.salt_key = crate::secret::load_salt_key(&state_dir(cf)?).map_err(|x| x.to_string())?;
+    server.digest_strict_host = cf
+        .get_bool("smtpd_sasl_digest_uri_strict_host")
+        .map_err(err_cf)?;
     Ok(Common {
         hostname,
         realm,

@@ -238,7 +238,12 @@ pub const PARAMS: &[Param] = &[
     Param {
         name: "smtpd_auth_state_dir",
         default: "",
-        help: "state directory, for the self-signed certificate made when none is configured and the spool/ of message bodies being received (default: /var/lib/smtpd-auth as root, else ~/.local/state/smtpd-auth)",
+        help: "state directory, for the SCRAM salt key (scram-salt.key, 0600), the self-signed certificate made when none is configured, and the spool/ of message bodies being received (default: /var/lib/smtpd-auth as root, else ~/.local/state/smtpd-auth)",
+    },
+    Param {
+        name: "smtpd_sasl_digest_uri_strict_host",
+        default: "no",
+        help: "DIGEST-MD5: refuse a digest-uri whose host part is not myhostname or an address of the listener (default no: only the service part is checked, as Cyrus does; curl sends smtp/<realm>)",
     },
     Param {
         name: "log_destination",

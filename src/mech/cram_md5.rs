@@ -4,10 +4,8 @@
 
 use hmac::{KeyInit, Mac};
 
-use super::{
-    AuthError, Authenticated, Credentials, Mechanism, ServerConfig, Step, ct_eq, dummy_secrets, hex,
-};
-use crate::secret::random_bytes;
+use super::{AuthError, Authenticated, Credentials, Mechanism, ServerConfig, Step, ct_eq, hex};
+use crate::secret::{self, ScramHash, random_bytes};
 use crate::store::Account;
 
 /// Cyrus refuses longer responses.
@@ -70,18 +68,16 @@ impl CramMd5 {
         let account = self.config.account(user)?;
         self.attempted = Some(account.clone());
         let secrets = self.config.lookup(creds, &account)?;
-        let usable = secrets.as_ref().and_then(|s| s.user_password.clone());
-        let known = usable.is_some();
-        let key = usable.unwrap_or_else(|| dummy_secrets().user_password.unwrap_or_default());
-        let expected = hex(&hmac_md5(&key, challenge));
-        if ct_eq(expected.as_bytes(), digest) && known {
-            Ok(Authenticated {
-                account,
-                authzid: None,
-            })
-        } else {
-            Err(AuthError::BadCredentials)
-        }
+        let cost = self.config.failure_cost(ScramHash::Sha256);
+        secret::check(secrets, cost, |s| {
+            let key = s.cleartext()?;
+            ct_eq(hex(&hmac_md5(key, challenge)).as_bytes(), digest).then_some(())
+        })
+        .ok_or(AuthError::BadCredentials)?;
+        Ok(Authenticated {
+            account,
+            authzid: None,
+        })
     }
 }
 

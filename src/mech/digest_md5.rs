@@ -6,11 +6,10 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use md5::{Digest, Md5};
+use zeroize::Zeroizing;
 
-use super::{
-    AuthError, Authenticated, Credentials, Mechanism, ServerConfig, Step, ct_eq, dummy_secrets, hex,
-};
-use crate::secret::random_bytes;
+use super::{AuthError, Authenticated, Credentials, Mechanism, ServerConfig, Step, ct_eq, hex};
+use crate::secret::{self, ScramHash, random_bytes};
 use crate::store::Account;
 
 /// RFC 2831 bounds the client's response at 4096 bytes.
@@ -128,8 +127,9 @@ pub fn response_values(
     digest_uri: &[u8],
     authzid: Option<&[u8]>,
 ) -> (String, String) {
-    let inner = md5(&[user, b":", realm, b":", password]);
-    let mut a1: Vec<u8> = inner.to_vec();
+    // H(user:realm:password) and what derives from it are password
+    // equivalents: wiped when dropped.
+    let mut a1 = Zeroizing::new(md5(&[user, b":", realm, b":", password]).to_vec());
     a1.extend_from_slice(b":");
     a1.extend_from_slice(nonce);
     a1.extend_from_slice(b":");
@@ -138,7 +138,7 @@ pub fn response_values(
         a1.extend_from_slice(b":");
         a1.extend_from_slice(z);
     }
-    let ha1 = hex(&md5(&[&a1]));
+    let ha1 = Zeroizing::new(hex(&md5(&[&a1])));
     let kd = |a2: &[u8]| {
         let ha2 = hex(&md5(&[a2]));
         hex(&md5(&[
@@ -285,10 +285,15 @@ impl DigestMd5 {
         let uri = String::from_utf8_lossy(digest_uri);
         let mut parts = uri.splitn(3, '/');
         let (serv, host) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-        if !serv.eq_ignore_ascii_case(&self.config.service) || !self.host_ok(host) {
+        // Cyrus checks the service part only (curl sends `smtp/<realm>`);
+        // the host part is checked when configured.
+        if !serv.eq_ignore_ascii_case(&self.config.service) {
             return Err(AuthError::Malformed(
-                "digest-uri does not name this service and host",
+                "digest-uri does not name this service",
             ));
+        }
+        if self.config.digest_strict_host && !self.host_ok(host) {
+            return Err(AuthError::Malformed("digest-uri does not name this host"));
         }
         // A1 hashes the realm directive as sent; a missing one counts as
         // the empty string (RFC 2831bis), never as the realm we offered.
@@ -298,33 +303,32 @@ impl DigestMd5 {
         let account = self.account(username, get("realm"))?;
         self.attempted = Some(account.clone());
         let secrets = self.config.lookup(creds, &account)?;
-        let stored = secrets.as_ref().and_then(|s| s.user_password.clone());
-        let known = stored.is_some();
-        let password = stored.unwrap_or_else(|| dummy_secrets().user_password.unwrap_or_default());
-        let attempt = |user: &[u8], pass: &[u8]| {
-            response_values(
-                user, &realm, pass, got_nonce, cnonce, nc, qop, digest_uri, authzid,
-            )
-        };
-        let (expected, rspauth) = attempt(username, &password);
-        let mut ok = ct_eq(expected.as_bytes(), &response_hex.to_ascii_lowercase());
-        let mut rsp = rspauth;
-        if !ok && utf8 {
-            // Clients convert to ISO 8859-1 when every character fits.
-            let u = to_latin1(username).unwrap_or_else(|| username.to_vec());
-            let p = to_latin1(&password).unwrap_or_else(|| password.clone());
-            let (e2, r2) = attempt(&u, &p);
-            ok = ct_eq(e2.as_bytes(), &response_hex.to_ascii_lowercase());
-            rsp = r2;
-        }
-        if !(ok && known) {
-            return Err(AuthError::BadCredentials);
-        }
+        let expected = response_hex.to_ascii_lowercase();
+        let cost = self.config.failure_cost(ScramHash::Sha256);
+        let rspauth = secret::check(secrets, cost, |s| {
+            let password = s.cleartext()?;
+            let attempt = |user: &[u8], pass: &[u8]| {
+                let (response, rspauth) = response_values(
+                    user, &realm, pass, got_nonce, cnonce, nc, qop, digest_uri, authzid,
+                );
+                ct_eq(response.as_bytes(), &expected).then_some(rspauth)
+            };
+            attempt(username, password).or_else(|| {
+                if !utf8 {
+                    return None;
+                }
+                // Clients convert to ISO 8859-1 when every character fits.
+                let u = to_latin1(username).unwrap_or_else(|| username.to_vec());
+                let p = Zeroizing::new(to_latin1(password).unwrap_or_else(|| password.to_vec()));
+                attempt(&u, &p)
+            })
+        })
+        .ok_or(AuthError::BadCredentials)?;
         let authzid = match authzid {
             Some(z) => self.config.authorize(&account, z)?,
             None => None,
         };
-        Ok((Authenticated { account, authzid }, rsp))
+        Ok((Authenticated { account, authzid }, rspauth))
     }
 }
 
@@ -434,10 +438,6 @@ mod tests {
             (good.replace("OA6MG9tEQGm2hh", "OTHERNONCE"), "nonce"),
             (good.replace("nc=00000001", "nc=00000002"), "nonce count"),
             (good.replace("imap/elwood", "smtp/elwood"), "digest-uri"),
-            (
-                good.replace("imap/elwood.innosoft.com", "imap/evil.example"),
-                "digest-uri",
-            ),
             (good.replace("qop=auth", "qop=auth-conf"), "qop"),
             (good.replace(",cnonce=\"OA6MHXh6VqTrRk\"", ""), "cnonce"),
             (format!("{good},username=\"x\""), "twice"),
@@ -470,13 +470,53 @@ mod tests {
         assert!(matches!(m.start(Some(b"x"), &creds), Step::Failure(_)));
     }
 
+    /// curl sends `digest-uri="smtp/<realm>"`: like Cyrus, only the service
+    /// part is checked unless the strict host check is on.
+    #[test]
+    fn digest_uri_host_checked_only_when_strict() {
+        let creds = Table::with_password("chris", "elwood.innosoft.com", "secret");
+        let run = |strict: bool, uri: &str| {
+            let mut cfg = imap_config();
+            cfg.digest_strict_host = strict;
+            exchange(cfg, "chris", None, uri, &creds)
+        };
+        let ok = |s: Step| matches!(s, Step::Challenge(c) if c.starts_with(b"rspauth="));
+        assert!(ok(run(false, "imap/some.realm.example")));
+        assert!(ok(run(true, "imap/elwood.innosoft.com")));
+        assert_eq!(
+            run(true, "imap/some.realm.example"),
+            Step::Failure(AuthError::Malformed("digest-uri does not name this host"))
+        );
+        assert_eq!(
+            run(false, "smtp/elwood.innosoft.com"),
+            Step::Failure(AuthError::Malformed(
+                "digest-uri does not name this service"
+            ))
+        );
+    }
+
     /// One exchange where the client hashes `user`/`realm` as it sends
     /// them (a missing realm directive hashes as ""); which account the
     /// server checks is the point.
     fn login_as(user: &str, realm: Option<&str>, creds: &Table) -> Step {
-        let mut m = DigestMd5::with_nonce(imap_config(), "N1");
+        exchange(
+            imap_config(),
+            user,
+            realm,
+            "imap/elwood.innosoft.com",
+            creds,
+        )
+    }
+
+    fn exchange(
+        cfg: ServerConfig,
+        user: &str,
+        realm: Option<&str>,
+        uri: &str,
+        creds: &Table,
+    ) -> Step {
+        let mut m = DigestMd5::with_nonce(cfg, "N1");
         m.start(None, creds);
-        let uri = "imap/elwood.innosoft.com";
         let (resp, _) = response_values(
             user.as_bytes(),
             realm.unwrap_or("").as_bytes(),

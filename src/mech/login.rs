@@ -3,7 +3,7 @@
 
 use crate::store::Account;
 
-use super::{AuthError, Authenticated, Credentials, Mechanism, ServerConfig, Step, dummy_secrets};
+use super::{AuthError, Authenticated, Credentials, Mechanism, ServerConfig, Step};
 
 /// Cyrus's bound for each of user name and password.
 const MAX_FIELD: usize = 1024;
@@ -34,6 +34,9 @@ impl Login {
             self.state = State::Done;
             return Step::Failure(AuthError::TooLong);
         }
+        // Named from here on: an exchange abandoned at the password prompt
+        // is logged with the account it tried.
+        self.attempted = self.config.account(user).ok();
         self.state = State::WantPassword(user.to_vec());
         Step::Challenge(b"Password:".to_vec())
     }
@@ -50,22 +53,15 @@ impl Login {
             Err(e) => return Step::Failure(e),
         };
         self.attempted = Some(account.clone());
-        let secrets = match self.config.lookup(creds, &account) {
-            Ok(s) => s,
-            Err(e) => return Step::Failure(e),
-        };
-        let known = secrets.is_some();
-        let ok = secrets.unwrap_or_else(dummy_secrets).verify_plain(password);
-        if ok && known {
-            Step::Success(
+        match self.config.check_plain(creds, &account, password) {
+            Ok(()) => Step::Success(
                 Authenticated {
                     account,
                     authzid: None,
                 },
                 None,
-            )
-        } else {
-            Step::Failure(AuthError::BadCredentials)
+            ),
+            Err(e) => Step::Failure(e),
         }
     }
 }

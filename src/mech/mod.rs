@@ -18,6 +18,8 @@
 mod cram_md5;
 mod digest_md5;
 mod login;
+#[cfg(test)]
+mod oracle_tests;
 mod plain;
 mod scram;
 
@@ -27,8 +29,13 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use subtle::ConstantTimeEq;
 
-use crate::secret::{self, ScramHash, ScramVerifier, Verdict};
-use crate::store::{Account, Store, StoreError};
+use crate::secret::{self, FailureCost, ScramHash};
+use crate::store::Account;
+use zeroize::Zeroizing;
+
+// Secrets and where they come from live in `secret`, beside the rule for
+// checking them; mechanisms see them through these names.
+pub use crate::secret::{Credentials, Secrets};
 
 pub use cram_md5::CramMd5;
 pub use digest_md5::{DigestMd5, response_values as digest_response_values};
@@ -39,66 +46,6 @@ pub use scram::Scram;
 /// Postfix's `smtpd_sasl_response_limit` default: longest base64 line.
 pub const MAX_RESPONSE_B64: usize = 12288;
 
-/// What the store holds for one account, as mechanisms need it.
-#[derive(Debug, Clone, Default)]
-pub struct Secrets {
-    pub user_password: Option<Vec<u8>>,
-    pub verifiers: Vec<ScramVerifier>,
-    pub legacy_plain: Option<Vec<u8>>,
-}
-
-impl Secrets {
-    /// Collect from raw properties.
-    pub fn from_properties(props: &[(&[u8], &[u8])]) -> Secrets {
-        let mut s = Secrets::default();
-        for (name, value) in props {
-            match *name {
-                n if n == secret::USER_PASSWORD.as_bytes() => {
-                    s.user_password = Some(value.to_vec());
-                }
-                n if n == secret::AUTH_PASSWORD.as_bytes() => {
-                    if let Ok(v) = ScramVerifier::parse(value) {
-                        s.verifiers.push(v);
-                    }
-                }
-                n if n == secret::LEGACY_PLAIN.as_bytes() => {
-                    s.legacy_plain = Some(value.to_vec());
-                }
-                _ => {}
-            }
-        }
-        s
-    }
-
-    /// Check a plaintext password (PLAIN, LOGIN), constant time.
-    pub fn verify_plain(&self, password: &[u8]) -> bool {
-        secret::verify_parts(
-            self.user_password.as_deref(),
-            self.verifiers.first(),
-            self.legacy_plain.as_deref(),
-            password,
-        ) == Verdict::Match
-    }
-}
-
-/// Where mechanisms find secrets. `Ok(None)` means no such account.
-pub trait Credentials {
-    fn secrets(&self, account: &Account) -> Result<Option<Secrets>, StoreError>;
-}
-
-impl Credentials for Store {
-    fn secrets(&self, account: &Account) -> Result<Option<Secrets>, StoreError> {
-        self.read(|v| {
-            let props = v.properties(account)?;
-            Ok(if props.is_empty() {
-                None
-            } else {
-                Some(Secrets::from_properties(&props))
-            })
-        })
-    }
-}
-
 /// Server settings every mechanism may consult.
 #[derive(Clone)]
 pub struct ServerConfig {
@@ -108,6 +55,10 @@ pub struct ServerConfig {
     pub hostname: String,
     /// Other host names a DIGEST-MD5 digest-uri may name.
     pub host_aliases: Vec<String>,
+    /// Refuse a DIGEST-MD5 digest-uri whose host part is not `hostname` or
+    /// an alias (`smtpd_sasl_digest_uri_strict_host`). Off by default, as
+    /// Cyrus checks only the service part: curl sends `smtp/<realm>`.
+    pub digest_strict_host: bool,
     /// Realm for names without `@` (Postfix: `smtpd_sasl_local_domain`,
     /// else `myhostname`).
     pub realm: Vec<u8>,
@@ -140,6 +91,7 @@ impl ServerConfig {
             service: service.to_string(),
             hostname: hostname.to_string(),
             host_aliases: Vec::new(),
+            digest_strict_host: false,
             realm: realm.to_vec(),
             allow_proxy: false,
             scram_iterations: secret::DEFAULT_ITERATIONS,
@@ -177,6 +129,29 @@ impl ServerConfig {
             return Ok(Some(authzid.to_vec()));
         }
         Err(AuthError::AuthzDenied)
+    }
+
+    /// What a failed check is padded to (see [`secret::check`]): the PBKDF2
+    /// a derived SCRAM login or a `saslpasswd -n` verifier costs.
+    pub fn failure_cost(&self, hash: ScramHash) -> FailureCost {
+        FailureCost {
+            hash,
+            iterations: self.scram_iterations,
+        }
+    }
+
+    /// Check a plaintext password (PLAIN, LOGIN) under the one rule.
+    pub(crate) fn check_plain(
+        &self,
+        creds: &dyn Credentials,
+        account: &Account,
+        password: &[u8],
+    ) -> Result<(), AuthError> {
+        let secrets = self.lookup(creds, account)?;
+        secret::check(secrets, self.failure_cost(ScramHash::Sha256), |s| {
+            s.plain_check()?.matches(password).then_some(())
+        })
+        .ok_or(AuthError::BadCredentials)
     }
 
     /// Look up secrets; a store failure is a temporary failure.
@@ -357,7 +332,8 @@ impl Exchange {
         self.mech.attempted()
     }
 
-    fn decode(line: &[u8]) -> Result<Vec<u8>, AuthError> {
+    /// Decoded responses carry passwords: wiped when dropped.
+    fn decode(line: &[u8]) -> Result<Zeroizing<Vec<u8>>, AuthError> {
         if line == b"*" {
             return Err(AuthError::Cancelled);
         }
@@ -365,6 +341,7 @@ impl Exchange {
             return Err(AuthError::TooLong);
         }
         B64.decode(line.trim_ascii())
+            .map(Zeroizing::new)
             .map_err(|_| AuthError::BadBase64)
     }
 
@@ -387,13 +364,15 @@ impl Exchange {
     pub fn start(&mut self, initial: Option<&[u8]>, creds: &dyn Credentials) -> Reply {
         let decoded = match initial {
             None => None,
-            Some(b"=") => Some(Vec::new()),
+            Some(b"=") => Some(Zeroizing::new(Vec::new())),
             Some(line) => match Self::decode(line) {
                 Ok(d) => Some(d),
                 Err(e) => return self.reply(Step::Failure(e)),
             },
         };
-        let step = self.mech.start(decoded.as_deref(), creds);
+        let step = self
+            .mech
+            .start(decoded.as_deref().map(Vec::as_slice), creds);
         self.reply(step)
     }
 
@@ -415,15 +394,6 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     bool::from(a.ct_eq(b))
 }
 
-/// A secret that matches nothing, used so an unknown user costs the same
-/// work as a wrong password.
-pub fn dummy_secrets() -> Secrets {
-    Secrets {
-        user_password: Some(b"\x00unknown-user\x00".to_vec()),
-        ..Secrets::default()
-    }
-}
-
 /// Lower-case hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -433,6 +403,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 pub(crate) mod testing {
     use super::*;
     use super::{ALL, MAX_RESPONSE_B64, security_flags};
+    use crate::store::StoreError;
     use std::collections::HashMap;
 
     /// An in-memory credential table for mechanism tests.
@@ -517,6 +488,7 @@ pub(crate) mod testing {
             service: "smtp".into(),
             hostname: "mx.example.org".into(),
             host_aliases: vec![],
+            digest_strict_host: false,
             realm: b"example.org".to_vec(),
             allow_proxy: false,
             scram_iterations: 4096,

@@ -2,7 +2,7 @@
 
 use crate::store::Account;
 
-use super::{AuthError, Authenticated, Credentials, Mechanism, ServerConfig, Step, dummy_secrets};
+use super::{AuthError, Authenticated, Credentials, Mechanism, ServerConfig, Step};
 
 /// RFC 4616 asks servers to take at least 255 octets per field; Cyrus's
 /// buffers and Postfix's response limit are far above this bound.
@@ -39,13 +39,7 @@ impl Plain {
         }
         let account = self.config.account(authcid)?;
         self.attempted = Some(account.clone());
-        let secrets = self.config.lookup(creds, &account)?;
-        let known = secrets.is_some();
-        // An unknown user costs the same comparison as a wrong password.
-        let ok = secrets.unwrap_or_else(dummy_secrets).verify_plain(password);
-        if !(ok && known) {
-            return Err(AuthError::BadCredentials);
-        }
+        self.config.check_plain(creds, &account, password)?;
         let authzid = self.config.authorize(&account, authzid)?;
         Ok(Authenticated { account, authzid })
     }

@@ -3,27 +3,37 @@
 //!
 //! Keys come from the stored `authPassword` verifier when its hash matches,
 //! so a login costs a few HMACs; otherwise they are derived from the
-//! cleartext `userPassword` with a per-user salt stable for the process.
-//! An unknown user gets a plausible salt and iteration count too, and fails
-//! only at the proof, after the same work.
+//! cleartext `userPassword` with a salt made from the salt key. What the
+//! server-first message costs and says does not depend on whether the
+//! account exists or how it is stored: the salt is computed for every name,
+//! an account without a verifier gets the same kind of salt and the same
+//! iteration count as an unknown name, and any derivation waits for the
+//! client's proof, where a failure is padded by the one rule of
+//! [`secret::check`].
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
 use super::{AuthError, Authenticated, Credentials, Mechanism, ServerConfig, Step, ct_eq};
-use crate::secret::{ScramHash, ScramVerifier, random_bytes};
+use crate::secret::{self, ScramHash, ScramSource, ScramVerifier, Secrets, random_bytes};
 use crate::store::Account;
+use zeroize::{Zeroize, Zeroizing};
 
 /// Longest client message accepted (names and nonces are short).
 const MAX_MESSAGE: usize = 4096;
 
+/// A verifier derived for one check, wiped when dropped.
+struct Verifier(ScramVerifier);
+
+impl Drop for Verifier {
+    fn drop(&mut self) {
+        self.0.stored_key.zeroize();
+        self.0.server_key.zeroize();
+    }
+}
+
 /// The channel binding type offered with `-PLUS`.
 pub const CB_TYPE: &str = "tls-exporter";
-
-struct Keys {
-    stored_key: Vec<u8>,
-    server_key: Vec<u8>,
-}
 
 /// What the server remembers between its first and last message.
 struct Sent {
@@ -33,7 +43,18 @@ struct Sent {
     nonce: Vec<u8>,
     account: Account,
     authzid: Vec<u8>,
-    keys: Option<Keys>,
+    /// The account's secrets (`None`: no such account), checked at the end.
+    secrets: Option<Secrets>,
+    salt: Vec<u8>,
+    iterations: u32,
+}
+
+impl Drop for Sent {
+    fn drop(&mut self) {
+        if let Some(s) = &mut self.secrets {
+            s.zeroize();
+        }
+    }
 }
 
 enum State {
@@ -98,52 +119,55 @@ impl Scram {
         }
     }
 
-    fn salt_for(&self, label: &[u8], account: &Account) -> Vec<u8> {
-        let mut data = label.to_vec();
+    /// The salt for accounts without a verifier of this hash, and for
+    /// unknown names: stable (the salt key is kept in the state directory)
+    /// and the same kind for both, so it tells nothing apart.
+    fn derived_salt(&self, account: &Account) -> Vec<u8> {
+        let mut data = b"scram-salt\0".to_vec();
         data.extend_from_slice(&account.authid);
         data.push(0);
         data.extend_from_slice(&account.realm);
         ScramHash::Sha256.hmac(&self.config.salt_key, &data)[..16].to_vec()
     }
 
-    /// Salt, iterations and keys for the account (keys `None` when it has
-    /// nothing SCRAM can use).
-    fn credentials(
-        &self,
-        account: &Account,
-        creds: &dyn Credentials,
-    ) -> Result<(Vec<u8>, u32, Option<Keys>), AuthError> {
-        let secrets = self.config.lookup(creds, account)?;
-        if let Some(s) = &secrets {
-            if let Some(v) = s.verifiers.iter().find(|v| v.hash == self.hash) {
-                return Ok((
-                    v.salt.clone(),
-                    v.iterations,
-                    Some(Keys {
-                        stored_key: v.stored_key.clone(),
-                        server_key: v.server_key.clone(),
-                    }),
-                ));
-            }
-            if let Some(pw) = &s.user_password {
-                let salt = self.salt_for(b"derived\0", account);
-                let iterations = self.config.scram_iterations;
-                let v = ScramVerifier::derive(self.hash, pw, &salt, iterations);
-                return Ok((
-                    salt,
-                    iterations,
-                    Some(Keys {
-                        stored_key: v.stored_key,
-                        server_key: v.server_key,
-                    }),
-                ));
-            }
+    /// Salt and iteration count to announce: the stored verifier's, else
+    /// the derived salt and the configured count. The derived salt is
+    /// computed in every case, so every name costs the same here.
+    fn announced(&self, account: &Account, secrets: Option<&Secrets>) -> (Vec<u8>, u32) {
+        let derived = self.derived_salt(account);
+        match secrets.and_then(|s| s.scram_source(self.hash)) {
+            Some(ScramSource::Stored(v)) => (v.salt.clone(), v.iterations),
+            _ => (derived, self.config.scram_iterations),
         }
-        Ok((
-            self.salt_for(b"unknown\0", account),
-            self.config.scram_iterations,
-            None,
-        ))
+    }
+
+    /// The proof check: `Some(ServerSignature)` when it holds.
+    fn verify_proof(
+        &self,
+        s: &Secrets,
+        salt: &[u8],
+        iterations: u32,
+        auth_message: &[u8],
+        proof: &[u8],
+    ) -> Option<Vec<u8>> {
+        let derived;
+        let v = match s.scram_source(self.hash)? {
+            ScramSource::Stored(v) => v,
+            ScramSource::Derived(pw) => {
+                derived = Verifier(ScramVerifier::derive(self.hash, pw, salt, iterations));
+                &derived.0
+            }
+        };
+        let signature = Zeroizing::new(self.hash.hmac(&v.stored_key, auth_message));
+        let client_key: Zeroizing<Vec<u8>> = Zeroizing::new(
+            proof
+                .iter()
+                .zip(signature.iter())
+                .map(|(p, s)| p ^ s)
+                .collect(),
+        );
+        ct_eq(&self.hash.hash(&client_key), &v.stored_key)
+            .then(|| self.hash.hmac(&v.server_key, auth_message))
     }
 
     fn client_first(&mut self, msg: &[u8], creds: &dyn Credentials) -> Result<Vec<u8>, AuthError> {
@@ -222,7 +246,8 @@ impl Scram {
         let user = decode_saslname(user)?;
         let account = self.config.account(&user)?;
         self.attempted = Some(account.clone());
-        let (salt, iterations, keys) = self.credentials(&account, creds)?;
+        let secrets = self.config.lookup(creds, &account)?;
+        let (salt, iterations) = self.announced(&account, secrets.as_ref());
         let snonce = match self.fixed_nonce.take() {
             Some(n) => n,
             None => B64
@@ -243,7 +268,9 @@ impl Scram {
             nonce,
             account,
             authzid,
-            keys,
+            secrets,
+            salt,
+            iterations,
         }));
         Ok(server_first)
     }
@@ -252,15 +279,7 @@ impl Scram {
         let State::SentFirst(sent) = std::mem::replace(&mut self.state, State::Done) else {
             return Err(AuthError::Protocol("exchange already finished"));
         };
-        let Sent {
-            gs2_header,
-            client_first_bare,
-            server_first,
-            nonce,
-            account,
-            authzid,
-            keys,
-        } = *sent;
+        let mut sent = *sent;
         if msg.len() > MAX_MESSAGE {
             return Err(AuthError::TooLong);
         }
@@ -283,8 +302,8 @@ impl Scram {
             .and_then(|f| f.strip_prefix(b"r="))
             .ok_or(bad("r= expected"))?;
         let cbind = B64.decode(cbind).map_err(|_| bad("c= is not base64"))?;
-        let mut expected_cb = gs2_header.clone();
-        if gs2_header.starts_with(b"p=") {
+        let mut expected_cb = sent.gs2_header.clone();
+        if sent.gs2_header.starts_with(b"p=") {
             expected_cb
                 .extend_from_slice(self.config.channel_binding.as_deref().unwrap_or_default());
         }
@@ -293,30 +312,25 @@ impl Scram {
                 "channel binding data does not match",
             ));
         }
-        if !ct_eq(got_nonce, &nonce) {
+        if !ct_eq(got_nonce, &sent.nonce) {
             return Err(bad("nonce does not match"));
         }
         if proof.len() != self.hash.output_len() {
             return Err(bad("proof has the wrong length"));
         }
-        let mut auth_message = client_first_bare;
+        let mut auth_message = std::mem::take(&mut sent.client_first_bare);
         auth_message.push(b',');
-        auth_message.extend_from_slice(&server_first);
+        auth_message.extend_from_slice(&sent.server_first);
         auth_message.push(b',');
         auth_message.extend_from_slice(without_proof);
-        let known = keys.is_some();
-        let keys = keys.unwrap_or_else(|| Keys {
-            stored_key: vec![0xA5; self.hash.output_len()],
-            server_key: vec![0x5A; self.hash.output_len()],
-        });
-        let signature = self.hash.hmac(&keys.stored_key, &auth_message);
-        let client_key: Vec<u8> = proof.iter().zip(&signature).map(|(p, s)| p ^ s).collect();
-        let ok = ct_eq(&self.hash.hash(&client_key), &keys.stored_key);
-        if !(ok && known) {
-            return Err(AuthError::BadCredentials);
-        }
-        let authzid = self.config.authorize(&account, &authzid)?;
-        let server_signature = self.hash.hmac(&keys.server_key, &auth_message);
+        let cost = self.config.failure_cost(self.hash);
+        let (salt, iterations) = (&sent.salt, sent.iterations);
+        let server_signature = secret::check(sent.secrets.take(), cost, |s| {
+            self.verify_proof(s, salt, iterations, &auth_message, &proof)
+        })
+        .ok_or(AuthError::BadCredentials)?;
+        let account = sent.account.clone();
+        let authzid = self.config.authorize(&account, &sent.authzid)?;
         let mut server_final = b"v=".to_vec();
         server_final.extend_from_slice(B64.encode(server_signature).as_bytes());
         Ok((Authenticated { account, authzid }, server_final))

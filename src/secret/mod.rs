@@ -7,8 +7,12 @@
 //! by every change, as 2.1.28's `saslpasswd2` does. Only this module knows
 //! how a password becomes properties.
 
+mod check;
+mod salt_key;
 mod scram;
 
+pub use check::{Credentials, FailureCost, PlainCheck, ScramSource, Secrets, check, pbkdf2_runs};
+pub use salt_key::{SALT_KEY_FILE, load_salt_key};
 pub use scram::{ScramHash, ScramVerifier};
 
 use subtle::ConstantTimeEq;
@@ -39,6 +43,9 @@ pub enum SecretError {
     MalformedVerifier,
     #[error("no random numbers from the operating system: {0}")]
     Random(String),
+    /// The SCRAM salt key file could not be read or made (path, why).
+    #[error("{0}: {1}")]
+    SaltKey(String, String),
 }
 
 /// How a password is stored, from the flags and the application config.
@@ -150,45 +157,13 @@ pub enum Verdict {
 
 /// Check `password` the way a plaintext login (PLAIN, LOGIN) would: the
 /// cleartext when stored, else the SCRAM verifier, else the legacy PLAIN
-/// digest. Comparisons run in constant time.
+/// digest ([`Secrets::plain_check`]). Comparisons run in constant time.
 pub fn verify(props: &[(&[u8], &[u8])], password: &[u8]) -> Verdict {
-    let verifier = find(props, AUTH_PASSWORD).and_then(|v| ScramVerifier::parse(v).ok());
-    verify_parts(
-        find(props, USER_PASSWORD),
-        verifier.as_ref(),
-        find(props, LEGACY_PLAIN),
-        password,
-    )
-}
-
-/// [`verify`] on secrets already taken apart (what the mechanisms hold).
-pub fn verify_parts(
-    user_password: Option<&[u8]>,
-    verifier: Option<&ScramVerifier>,
-    legacy_plain: Option<&[u8]>,
-    password: &[u8],
-) -> Verdict {
-    let verdict = |ok: bool| {
-        if ok {
-            Verdict::Match
-        } else {
-            Verdict::Mismatch
-        }
-    };
-    if let Some(v) = user_password {
-        return verdict(bool::from(v.ct_eq(password)));
-    }
-    if let Some(v) = verifier {
-        return verdict(v.verify_password(password));
-    }
-    if let Some(v) = legacy_plain {
-        return verdict(legacy_plain_matches(v, password));
-    }
-    Verdict::NoSecret
+    Secrets::from_properties(props).verdict(password)
 }
 
 /// `cmusaslsecretPLAIN`: 16-byte salt, NUL, MD5(salt ‖ "sasldb" ‖ password).
-fn legacy_plain_matches(stored: &[u8], password: &[u8]) -> bool {
+pub(crate) fn legacy_plain_matches(stored: &[u8], password: &[u8]) -> bool {
     use md5::Digest;
     if stored.len() != 33 {
         return false;
@@ -201,27 +176,10 @@ fn legacy_plain_matches(stored: &[u8], password: &[u8]) -> bool {
     bool::from(h.finalize().as_slice().ct_eq(digest))
 }
 
-/// Mechanisms Cyrus SASL can serve for an account with these properties.
+/// Mechanisms that log in with an account with these properties: the
+/// decision a login makes ([`Secrets::mechanisms`]).
 pub fn mechanisms(props: &[(&[u8], &[u8])]) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    let has = |name: &str| find(props, name).is_some();
-    if has(USER_PASSWORD) {
-        return vec![
-            "PLAIN",
-            "LOGIN",
-            "CRAM-MD5",
-            "DIGEST-MD5",
-            "SCRAM-SHA-1",
-            "SCRAM-SHA-256",
-        ];
-    }
-    if has(LEGACY_PLAIN) {
-        out.extend(["PLAIN", "LOGIN"]);
-    }
-    if let Some(v) = find(props, AUTH_PASSWORD).and_then(|v| ScramVerifier::parse(v).ok()) {
-        out.push(v.hash.mech_name());
-    }
-    out
+    Secrets::from_properties(props).mechanisms()
 }
 
 /// Random bytes from the OS CSPRNG.

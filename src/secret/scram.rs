@@ -9,6 +9,7 @@ use hmac::{KeyInit, Mac};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
 
 use super::{SecretError, random_bytes};
 
@@ -50,6 +51,7 @@ impl ScramHash {
 
     /// `Hi(password, salt, i)` of RFC 5802: PBKDF2 with HMAC of this hash.
     pub fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
+        super::check::count_pbkdf2();
         let mut out = vec![0u8; self.output_len()];
         match self {
             ScramHash::Sha1 => pbkdf2::pbkdf2_hmac::<Sha1>(password, salt, iterations, &mut out),
@@ -99,8 +101,8 @@ pub struct ScramVerifier {
 impl ScramVerifier {
     /// Derive the keys for a known salt (RFC test vectors use this).
     pub fn derive(hash: ScramHash, password: &[u8], salt: &[u8], iterations: u32) -> Self {
-        let salted = hash.salted_password(password, salt, iterations);
-        let client_key = hash.hmac(&salted, b"Client Key");
+        let salted = Zeroizing::new(hash.salted_password(password, salt, iterations));
+        let client_key = Zeroizing::new(hash.hmac(&salted, b"Client Key"));
         ScramVerifier {
             hash,
             iterations,
@@ -154,9 +156,12 @@ impl ScramVerifier {
     /// Does `password` produce this verifier's StoredKey? Constant time in
     /// the comparison; the PBKDF2 cost is the same for every password.
     pub fn verify_password(&self, password: &[u8]) -> bool {
-        let other = Self::derive(self.hash, password, &self.salt, self.iterations);
-        bool::from(other.stored_key.ct_eq(&self.stored_key))
-            & bool::from(other.server_key.ct_eq(&self.server_key))
+        let mut other = Self::derive(self.hash, password, &self.salt, self.iterations);
+        let ok = bool::from(other.stored_key.ct_eq(&self.stored_key))
+            & bool::from(other.server_key.ct_eq(&self.server_key));
+        zeroize::Zeroize::zeroize(&mut other.stored_key);
+        zeroize::Zeroize::zeroize(&mut other.server_key);
+        ok
     }
 }
 
