@@ -111,6 +111,9 @@ impl Control {
             let me = Arc::clone(&self);
             me.active.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
+                // Whether to log "disconnect" (refused clients were never
+                // "connect"ed; a timed-out session has its own line).
+                let mut disconnect = false;
                 if l.connection_limit > 0 && count > l.connection_limit && !exempt {
                     l.log(&format!(
                         "warning: Connection concurrency limit exceeded: {count} from unknown[{ip}]"
@@ -128,14 +131,23 @@ impl Control {
                         l.log(&format!(
                             "warning: session time limit exceeded; disconnect from unknown[{ip}]"
                         ));
+                    } else {
+                        disconnect = true;
                     }
                 }
-                let mut m = me.connections.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(n) = m.get_mut(&ip) {
-                    *n -= 1;
-                    if *n == 0 {
-                        m.remove(&ip);
+                {
+                    let mut m = me.connections.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(n) = m.get_mut(&ip) {
+                        *n -= 1;
+                        if *n == 0 {
+                            m.remove(&ip);
+                        }
                     }
+                }
+                // Only now: whoever reads "disconnect" may count on the
+                // client's connection slot being free again.
+                if disconnect {
+                    l.log(&format!("disconnect from unknown[{ip}]"));
                 }
                 me.active.fetch_sub(1, Ordering::SeqCst);
             });
@@ -225,27 +237,19 @@ impl Listener {
         // The session futures are boxed: a task's size is that of its
         // largest state, and a connection that idles after the greeting
         // would otherwise carry the size of a whole dialogue (and rustls's).
+        // tls() is None only without a TLS configuration, and implicit TLS
+        // or STARTTLS is never offered then.
         if implicit_tls {
-            if Box::pin(self.tls(stream, &mut session, ip, true))
-                .await
-                .is_none()
-            {
-                return;
-            }
+            let _ = Box::pin(self.tls(stream, &mut session, ip, true)).await;
         } else {
             let next = match self.greet_and_wait(stream, session.greeting()).await {
                 Some(stream) => Box::pin(self.converse(stream, &mut session, ip, false)).await,
                 None => Next::Close,
             };
-            if let Next::StartTls(stream) = next
-                && Box::pin(self.tls(stream, &mut session, ip, false))
-                    .await
-                    .is_none()
-            {
-                return;
+            if let Next::StartTls(stream) = next {
+                let _ = Box::pin(self.tls(stream, &mut session, ip, false)).await;
             }
         }
-        self.log(&format!("disconnect from unknown[{ip}]"));
     }
 
     /// The TLS handshake, then the dialogue over TLS (greeting first for
