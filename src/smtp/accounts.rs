@@ -95,3 +95,40 @@ impl Directory for AccountIndex {
         self.index()?.get(&key).cloned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::OpenOptions;
+
+    #[test]
+    fn mixed_case_accounts_are_found_and_new_ones_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sasldb2");
+        let store = Arc::new(Store::open_write(&path, &OpenOptions::default()).unwrap());
+        let put = |name: &str, realm: &str| {
+            store
+                .write(|w| w.put(&Account::new(name, realm), "userPassword", b"pw"))
+                .unwrap();
+        };
+        put("Carol", "Example.ORG");
+        put("alice", "example.org");
+        let index = AccountIndex::new(Arc::clone(&store));
+        let carol = Some(Account::new("Carol", "Example.ORG"));
+        assert_eq!(index.find_account("carol", "example.org"), carol);
+        assert_eq!(index.find_account("CAROL", "EXAMPLE.org"), carol);
+        assert_eq!(
+            index.find_account("Alice", "Example.org"),
+            Some(Account::new("alice", "example.org"))
+        );
+        assert_eq!(index.find_account("dave", "example.org"), None);
+        // A write moves the generation: the index is rebuilt, not stale.
+        let before = store.generation();
+        put("Dave", "EXAMPLE.ORG");
+        assert_ne!(store.generation(), before);
+        assert_eq!(
+            index.find_account("dave", "example.org"),
+            Some(Account::new("Dave", "EXAMPLE.ORG"))
+        );
+    }
+}
