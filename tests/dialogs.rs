@@ -7,12 +7,17 @@ use std::net::IpAddr;
 
 use sasldb::authd::limit::Cidr;
 use sasldb::mech::{Credentials, Secrets, ServerConfig};
+use sasldb::smtp::accounts::Directory;
 use sasldb::smtp::session::{Action, Policy, Restriction, Session};
 use sasldb::store::{Account, StoreError};
 
+/// alice (password alice-pw) and bob (no password) of example.org.
 struct Users;
 impl Credentials for Users {
     fn secrets(&self, a: &Account) -> Result<Option<Secrets>, StoreError> {
+        if *a == Account::new("bob", "example.org") {
+            return Ok(Some(Secrets::default()));
+        }
         Ok(
             (*a == Account::new("alice", "example.org")).then(|| Secrets {
                 user_password: Some(b"alice-pw".to_vec()),
@@ -21,6 +26,7 @@ impl Credentials for Users {
         )
     }
 }
+impl Directory for Users {}
 
 fn header<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     text.lines()
@@ -35,8 +41,11 @@ fn run_dialog(name: &str, text: &str) {
         .unwrap();
     let policy = Policy {
         hostname: "mx.example.org".into(),
-        local_domains: vec!["example.org".into()],
+        mydestination: vec!["example.org".into()],
+        relay_domains: Vec::new(),
         mynetworks: vec![Cidr::parse("10.0.0.0/8").unwrap()],
+        local_recipient_check: header(text, "local_recipient_maps") != Some(""),
+        recipient_limit: header(text, "recipient_limit").map_or(1000, |v| v.parse().unwrap()),
         auth_enabled: true,
         auth_needs_tls: header(text, "tls_auth_only") == Some("yes"),
         tls_available: true,

@@ -499,17 +499,24 @@ fn bare_lf_and_oversize_lines_are_refused() {
     assert!(out.contains("500 5.5.0 Error: line too long"), "{out}");
 }
 
+/// Connections `Daemon::start` makes itself: one readiness probe per port.
+const START_PROBES: usize = 2;
+
 /// Wait until every session so far has ended (connects and disconnects
-/// balance in the log).
+/// balance in the log), the start-up probes included: a probe's connect
+/// succeeds in the kernel's accept queue, before the daemon has logged or
+/// counted it, so a balanced log alone can come too early.
 fn settle(d: &Daemon) {
     let start = Instant::now();
     loop {
         let log = d.log_text();
         let opened = log.matches("connect from unknown").count()
             - log.matches("disconnect from unknown").count();
-        let closed = log.matches("disconnect from unknown").count()
-            + log.matches("lost connection after CONNECT").count();
-        if opened <= closed {
+        // Every session ends with one "disconnect" line, logged once its
+        // connection slot is free (a failed implicit-TLS handshake also
+        // logs "lost connection": counting both ended sessions too early).
+        let closed = log.matches("disconnect from unknown").count();
+        if closed >= START_PROBES && opened <= closed {
             return;
         }
         assert!(
@@ -720,7 +727,7 @@ fn sigterm_lets_a_session_finish_and_sighup_reloads() {
         std::fs::write(
             &cf,
             format!(
-                "myhostname = mx.example.org\nmydestination = example.org{extra}\nmynetworks = 192.0.2.0/24\nsmtpd_tls_security_level = none\nmail_owner = root\nvirtual_mailbox_base = {}\n",
+                "myhostname = mx.example.org\nmydestination = example.org{extra}\nlocal_recipient_maps =\nmynetworks = 192.0.2.0/24\nsmtpd_tls_security_level = none\nmail_owner = root\nvirtual_mailbox_base = {}\n",
                 s.path("mail").display()
             ),
         )

@@ -16,8 +16,9 @@ use crate::authd::server::{self, Shared, SocketSpec};
 use crate::maincf::{self, MainCf};
 use crate::mech::ServerConfig;
 use crate::saslconf::{self, security::SecurityOptions};
+use crate::smtp::accounts::AccountIndex;
 use crate::smtp::listener::{Control, Listener};
-use crate::smtp::session::{Policy, Restriction};
+use crate::smtp::session::{Policy, Restriction, check_relay_closed};
 use crate::smtp::spool::Spool;
 use crate::store::{OpenOptions, Store};
 
@@ -152,6 +153,20 @@ fn offered(
     ))
 }
 
+/// `local_recipient_maps`: empty accepts any local recipient, as in
+/// Postfix; `sasldb` (the default) only accounts of the store.
+fn local_recipient_check(cf: &MainCf) -> Result<bool, String> {
+    let key = "local_recipient_maps";
+    match cf.get_list(key).map_err(err_cf)?.as_slice() {
+        [] => Ok(false),
+        [one] if one == "sasldb" => Ok(true),
+        other => Err(format!(
+            "{key}: {:?} is not supported (use sasldb, or empty to accept every local recipient)",
+            other.join(", ")
+        )),
+    }
+}
+
 /// Build the SMTP side from the configuration (at start and on SIGHUP).
 fn smtp_listener(
     cf: &MainCf,
@@ -161,8 +176,9 @@ fn smtp_listener(
 ) -> Result<Listener, String> {
     let e = err_cf;
     let tls = tls_config(cf, &c.hostname)?;
-    let mut local_domains = cf.get_list("mydestination").map_err(e)?;
-    local_domains.extend(cf.get_list("relay_domains").map_err(e)?);
+    let relay_restrictions = restrictions(cf, "smtpd_relay_restrictions")?;
+    let recipient_restrictions = restrictions(cf, "smtpd_recipient_restrictions")?;
+    check_relay_closed(&relay_restrictions, &recipient_restrictions)?;
     let auth_needs_tls = match cf.get("smtpd_tls_auth_only").map_err(e)?.as_str() {
         "" => tls.is_some(),
         _ => cf.get_bool("smtpd_tls_auth_only").map_err(e)?,
@@ -171,8 +187,11 @@ fn smtp_listener(
     let maildir = cf.get_path("virtual_mailbox_base").map_err(e)?;
     let policy = Policy {
         hostname: c.hostname.clone(),
-        local_domains,
+        mydestination: cf.get_list("mydestination").map_err(e)?,
+        relay_domains: cf.get_list("relay_domains").map_err(e)?,
         mynetworks: cidrs(cf, "mynetworks")?,
+        local_recipient_check: local_recipient_check(cf)?,
+        recipient_limit: cf.get_u32("smtpd_recipient_limit").map_err(e)? as usize,
         auth_enabled: cf.get_bool("smtpd_sasl_auth_enable").map_err(e)?,
         auth_needs_tls,
         tls_available: tls.is_some(),
@@ -185,8 +204,8 @@ fn smtp_listener(
         broken_auth_clients: cf.get_bool("broken_sasl_auth_clients").map_err(e)?,
         message_size_limit: u64::from(cf.get_u32("message_size_limit").map_err(e)?),
         hard_error_limit: cf.get_u32("smtpd_hard_error_limit").map_err(e)?.max(1),
-        relay_restrictions: restrictions(cf, "smtpd_relay_restrictions")?,
-        recipient_restrictions: restrictions(cf, "smtpd_recipient_restrictions")?,
+        relay_restrictions,
+        recipient_restrictions,
         can_relay: !relayhost.is_empty(),
         can_deliver_local: !relayhost.is_empty() || maildir.is_some(),
     };
@@ -202,6 +221,7 @@ fn smtp_listener(
         timeout: cf.get_duration("smtpd_timeout").map_err(e)?,
         relayhost: (!relayhost.is_empty()).then_some(relayhost),
         maildir,
+        accounts: AccountIndex::new(Arc::clone(&store)),
         store,
         limiter: Arc::new(std::sync::Mutex::new(FailureLimiter::new(
             cf.get_u32("smtpd_auth_failure_limit").map_err(e)?,

@@ -136,6 +136,16 @@ pub const PARAMS: &[Param] = &[
         help: "more domains accepted from anyone and passed to relayhost",
     },
     Param {
+        name: "local_recipient_maps",
+        default: "sasldb",
+        help: "recipients accepted for mydestination domains: sasldb (accounts of the store in the realm of the domain, and postmaster) or empty (anyone, as Postfix with local_recipient_maps =)",
+    },
+    Param {
+        name: "smtpd_recipient_limit",
+        default: "1000",
+        help: "most recipients of one message (0: no limit)",
+    },
+    Param {
         name: "mynetworks",
         default: "127.0.0.0/8, [::1]/128",
         help: "clients that may relay without authenticating",

@@ -115,7 +115,7 @@ impl Control {
             };
             let l = self.listener();
             let ip = peer.ip();
-            let exempt = l.policy.mynetworks.iter().any(|c| c.contains(ip));
+            let exempt = l.policy.trusted(ip);
             let count = {
                 let mut m = self.connections.lock().unwrap_or_else(|p| p.into_inner());
                 let n = m.entry(ip).or_insert(0);
@@ -125,6 +125,9 @@ impl Control {
             let me = Arc::clone(&self);
             me.active.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
+                // Whether to log "disconnect" (refused clients were never
+                // "connect"ed; a timed-out session has its own line).
+                let mut disconnect = false;
                 if l.connection_limit > 0 && count > l.connection_limit && !exempt {
                     l.log(&format!(
                         "warning: Connection concurrency limit exceeded: {count} from unknown[{ip}]"
@@ -142,14 +145,23 @@ impl Control {
                         l.log(&format!(
                             "warning: session time limit exceeded; disconnect from unknown[{ip}]"
                         ));
+                    } else {
+                        disconnect = true;
                     }
                 }
-                let mut m = me.connections.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(n) = m.get_mut(&ip) {
-                    *n -= 1;
-                    if *n == 0 {
-                        m.remove(&ip);
+                {
+                    let mut m = me.connections.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(n) = m.get_mut(&ip) {
+                        *n -= 1;
+                        if *n == 0 {
+                            m.remove(&ip);
+                        }
                     }
+                }
+                // Only now: whoever reads "disconnect" may count on the
+                // client's connection slot being free again.
+                if disconnect {
+                    l.log(&format!("disconnect from unknown[{ip}]"));
                 }
                 me.active.fetch_sub(1, Ordering::SeqCst);
                 drop(permit);

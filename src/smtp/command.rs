@@ -5,7 +5,8 @@
 //! fooled: source routes are stripped as RFC 5321 allows, and the domain
 //! is the part after the last `@` of a well-formed mailbox, so `%` hacks,
 //! `!` paths and quoted local parts never change which domain a recipient
-//! is judged by.
+//! is judged by; [`Address::routed`] says when the local part itself
+//! carries a route, which the relay policy refuses to untrusted clients.
 
 use std::fmt;
 
@@ -23,17 +24,20 @@ pub struct Address {
 }
 
 impl Address {
-    /// Parse `local@domain` (the inside of `<...>`).
+    /// Parse `local@domain` (the inside of `<...>`). Only ASCII: SMTPUTF8
+    /// is not offered, and 8-bit bytes must not reach a next hop that
+    /// might read them differently.
     pub fn parse(s: &str) -> Result<Address, &'static str> {
+        if !s.bytes().all(|b| (0x21..0x7f).contains(&b) || b == b' ') {
+            return Err("invalid character in address");
+        }
         let at = s.rfind('@').ok_or("address has no domain")?;
         let (local, domain) = (&s[..at], &s[at + 1..]);
         if local.is_empty() {
             return Err("empty local part");
         }
         if local.starts_with('"') {
-            if !(local.len() >= 2 && local.ends_with('"')) {
-                return Err("unbalanced quotes in local part");
-            }
+            check_quoted(local)?;
         } else if local.contains([
             '"', ' ', '<', '>', '(', ')', ',', ';', ':', '\\', '[', ']', '@',
         ]) {
@@ -43,20 +47,79 @@ impl Address {
         if domain.is_empty() {
             return Err("empty domain");
         }
-        let literal = domain.starts_with('[') && domain.ends_with(']');
-        if !literal
-            && !domain.split('.').all(|l| {
+        let valid = match domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
+            Some(literal) => valid_literal(literal),
+            None => domain.split('.').all(|l| {
                 !l.is_empty()
                     && l.len() <= 63
                     && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            })
-        {
+            }),
+        };
+        if !valid {
             return Err("invalid domain");
         }
         Ok(Address {
             local: local.to_string(),
             domain: domain.to_ascii_lowercase(),
         })
+    }
+
+    /// The local part as the mailbox sees it: quotes removed, `\x` read
+    /// as `x`.
+    pub fn dequoted_local(&self) -> String {
+        let Some(inner) = self
+            .local
+            .strip_prefix('"')
+            .and_then(|l| l.strip_suffix('"'))
+        else {
+            return self.local.clone();
+        };
+        let mut out = String::with_capacity(inner.len());
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            out.push(if c == '\\' {
+                chars.next().unwrap_or(c)
+            } else {
+                c
+            });
+        }
+        out
+    }
+
+    /// Sender-specified routing in the local part (`a@b`, `a%b`, `b!a`,
+    /// quoted or escaped): a next hop with Postfix's defaults
+    /// (`allow_percent_hack`, `swap_bangpath`, `resolve_dequoted_address`)
+    /// would send such mail on to another domain.
+    pub fn routed(&self) -> bool {
+        self.dequoted_local().contains(['@', '%', '!'])
+    }
+}
+
+/// A quoted local part: `"` qtext or quoted pairs `"`, nothing after.
+fn check_quoted(local: &str) -> Result<(), &'static str> {
+    let bad = Err("unbalanced quotes in local part");
+    let Some(inner) = local.strip_prefix('"').and_then(|l| l.strip_suffix('"')) else {
+        return bad;
+    };
+    let mut bytes = inner.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            // A quoted pair: the guard takes the escaped byte, whatever it is.
+            b'\\' if bytes.next().is_none() => return bad,
+            b'"' => return bad,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// `[192.0.2.1]` or `[IPv6:2001:db8::1]` (RFC 5321 §4.1.3), nothing else.
+fn valid_literal(literal: &str) -> bool {
+    match literal.get(..5) {
+        Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => {
+            literal[5..].parse::<std::net::Ipv6Addr>().is_ok()
+        }
+        _ => literal.parse::<std::net::Ipv4Addr>().is_ok(),
     }
 }
 
@@ -336,5 +399,56 @@ mod tests {
             Ok(Command::Rcpt(addr("a", "[192.0.2.1]")))
         );
         assert_eq!(parse(b"RCPT TO:a@b.example").unwrap_err().code, 501);
+    }
+
+    #[test]
+    fn routing_in_the_local_part_is_seen_through_quotes_and_escapes() {
+        let routed = |a: &str| Address::parse(a).map(|a| a.routed());
+        assert_eq!(routed("victim%outside.example@localhost"), Ok(true));
+        assert_eq!(routed("outside.example!victim@localhost"), Ok(true));
+        assert_eq!(routed("\"victim@outside.example\"@example.org"), Ok(true));
+        assert_eq!(routed("\"a\\@b\"@example.org"), Ok(true));
+        assert_eq!(routed("\"a\\%b\"@example.org"), Ok(true));
+        assert_eq!(routed("\"a!b\"@example.org"), Ok(true));
+        assert_eq!(routed("victim%@example.org"), Ok(true));
+        assert_eq!(routed("alice@example.org"), Ok(false));
+        assert_eq!(routed("\"alice\"@example.org"), Ok(false));
+        assert_eq!(routed("\"al\\ice\"@example.org"), Ok(false));
+        let a = Address::parse("\"Al\\\"ice\"@example.org").unwrap();
+        assert_eq!(a.dequoted_local(), "Al\"ice");
+    }
+
+    #[test]
+    fn malformed_addresses_are_refused() {
+        for bad in [
+            "\"a\"b\"@example.org",
+            "\"a\\\"@example.org",
+            "\"@example.org",
+            "a\\@b@example.org",
+            "user@localhost@outside.example",
+            "v\u{ef}ctim@example.org",
+            "a@[127.0.0.1",
+            "a@[not.an.ip]",
+            "a@[IPv6:nonsense]",
+            "a@localhost..",
+            "a@.localhost",
+            "a b@example.org",
+        ] {
+            assert!(Address::parse(bad).is_err(), "{bad}");
+        }
+        for good in [
+            "a@[127.0.0.1]",
+            "a@[IPv6:::1]",
+            "a@[ipv6:2001:db8::1]",
+            "a@localhost.",
+        ] {
+            assert!(Address::parse(good).is_ok(), "{good}");
+        }
+        assert_eq!(
+            parse("RCPT TO:<v\u{ef}ctim@example.org>".as_bytes())
+                .unwrap_err()
+                .code,
+            501
+        );
     }
 }

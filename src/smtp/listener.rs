@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
+use super::accounts::AccountIndex;
 use super::command::MAX_COMMAND_LINE;
 use super::data::{self, DataReceiver, Status};
 use super::delivery::{self, DeliveryError};
 use super::received;
-use super::session::{Action, Envelope, Event, Policy, Session};
+use super::session::{Action, Destination, Envelope, Event, Limiters, Policy, Session};
 use super::spool::{Body, Message, Spool, SpoolFile};
 use crate::authd::limit::FailureLimiter;
 use crate::authd::server::LogFn;
@@ -32,6 +33,9 @@ pub struct Listener {
     pub relayhost: Option<String>,
     pub maildir: Option<PathBuf>,
     pub store: Arc<Store>,
+    /// The store as the SMTP policy asks it (owners of addresses, local
+    /// recipients), with its case-folded index.
+    pub accounts: AccountIndex,
     /// AUTH failures per client.
     pub limiter: Arc<Mutex<FailureLimiter>>,
     /// AUTH commands per client (`smtpd_client_auth_rate_limit`).
@@ -106,31 +110,28 @@ impl Listener {
     ) {
         let ip = peer.ip();
         self.log(&format!("connect from unknown[{ip}]"));
-        let mut session = Session::new(self.policy.clone(), self.server.clone(), ip, implicit_tls);
+        let limits = Limiters {
+            failures: Arc::clone(&self.limiter),
+            rate: Arc::clone(&self.auth_rate),
+        };
+        let mut session = Session::new(self.policy.clone(), self.server.clone(), ip, implicit_tls)
+            .with_limits(Arc::new(limits));
         // The session futures are boxed: a task's size is that of its
         // largest state, and a connection that idles after the greeting
         // would otherwise carry the size of a whole dialogue (and rustls's).
+        // tls() is None only without a TLS configuration, and implicit TLS
+        // or STARTTLS is never offered then.
         if implicit_tls {
-            if Box::pin(self.tls(stream, &mut session, ip, true))
-                .await
-                .is_none()
-            {
-                return;
-            }
+            let _ = Box::pin(self.tls(stream, &mut session, ip, true)).await;
         } else {
             let next = match self.greet_and_wait(stream, session.greeting()).await {
                 Some(stream) => Box::pin(self.converse(stream, &mut session, ip, false)).await,
                 None => Next::Close,
             };
-            if let Next::StartTls(stream) = next
-                && Box::pin(self.tls(stream, &mut session, ip, false))
-                    .await
-                    .is_none()
-            {
-                return;
+            if let Next::StartTls(stream) = next {
+                let _ = Box::pin(self.tls(stream, &mut session, ip, false)).await;
             }
         }
-        self.log(&format!("disconnect from unknown[{ip}]"));
     }
 
     /// The TLS handshake, then the dialogue over TLS (greeting first for
@@ -198,9 +199,13 @@ impl Listener {
                 ReadLine::TooLong => {
                     let _ =
                         write_lines(&mut r, &["500 5.5.0 Error: line too long".to_string()]).await;
+                    self.lost(session, ip);
                     return Next::Close;
                 }
-                ReadLine::Closed => return Next::Close,
+                ReadLine::Closed => {
+                    self.lost(session, ip);
+                    return Next::Close;
+                }
             };
             let body = match data::check_command_line(&line) {
                 Ok(body) => body,
@@ -210,66 +215,12 @@ impl Listener {
                     if let Some(reply) = refused.refusal(&self.policy.hostname) {
                         let _ = write_lines(&mut r, &[reply]).await;
                     }
+                    self.lost(session, ip);
                     return Next::Close;
                 }
             };
-            let verb = body
-                .split(|&b| b == b' ')
-                .next()
-                .unwrap_or_default()
-                .to_ascii_uppercase();
-            let in_exchange = session.in_auth_exchange();
-            if verb == b"AUTH" && !in_exchange {
-                let client = ip.to_string();
-                let now = std::time::Instant::now();
-                let failures_ok = self
-                    .limiter
-                    .lock()
-                    .map(|mut l| l.allow_at(Some(&client), now))
-                    .unwrap_or(true);
-                if !failures_ok {
-                    let reply = "454 4.7.0 Too many authentication failures; try again later";
-                    let _ = write_lines(&mut r, &[reply.to_string()]).await;
-                    continue;
-                }
-                let exempt = self.policy.mynetworks.iter().any(|c| c.contains(ip));
-                let rate_ok = exempt
-                    || self
-                        .auth_rate
-                        .lock()
-                        .map(|mut l| {
-                            let ok = l.allow_at(Some(&client), now);
-                            l.failed_at(Some(&client), now);
-                            ok
-                        })
-                        .unwrap_or(true);
-                if !rate_ok {
-                    self.log(&format!(
-                        "warning: AUTH command rate limit exceeded: unknown[{ip}]"
-                    ));
-                    let reply = format!("450 4.7.1 Error: too many AUTH commands from {ip}");
-                    let _ = write_lines(&mut r, &[reply]).await;
-                    continue;
-                }
-            }
-            // RFC 2920: after these commands a client must wait for the
-            // reply; input already queued is a synchronisation violation
-            // (the SMTP smuggling class), refused as Postfix 3.9 does.
-            let must_wait = !in_exchange
-                && matches!(
-                    verb.as_slice(),
-                    b"EHLO" | b"HELO" | b"DATA" | b"QUIT" | b"NOOP" | b"AUTH" | b"STARTTLS"
-                );
-            if must_wait && !r.buffer().is_empty() && session.authenticated().is_none() {
-                self.log(&format!(
-                    "warning: non-SMTP command or pipelining violation from unknown[{ip}] after {}",
-                    String::from_utf8_lossy(&verb)
-                ));
-                let reply = "554 5.5.0 Error: SMTP protocol synchronization";
-                let _ = write_lines(&mut r, &[reply.to_string()]).await;
-                return Next::Close;
-            }
-            let action = session.line(body, &*self.store);
+            let queued = !r.buffer().is_empty();
+            let action = session.input(body, queued, std::time::Instant::now(), &self.accounts);
             for e in session.take_events() {
                 self.log_event(&e, session, ip);
             }
@@ -307,8 +258,17 @@ impl Listener {
                 }
             };
             if result.is_err() {
+                self.lost(session, ip);
                 return Next::Close;
             }
+        }
+    }
+
+    /// The connection ends before the session did.
+    fn lost(&self, session: &mut Session, ip: IpAddr) {
+        session.connection_lost(std::time::Instant::now());
+        for e in session.take_events() {
+            self.log_event(&e, session, ip);
         }
     }
 
@@ -320,9 +280,6 @@ impl Listener {
                 reason,
                 user,
             } => {
-                if let Ok(mut l) = self.limiter.lock() {
-                    l.failed_at(Some(&ip.to_string()), std::time::Instant::now());
-                }
                 // Postfix's line, sasl_username included when known.
                 let user = user
                     .as_deref()
@@ -340,6 +297,12 @@ impl Listener {
                     session.helo_name()
                 ));
             }
+            Event::PipeliningViolation { after } => self.log(&format!(
+                "warning: non-SMTP command or pipelining violation from unknown[{ip}] after {after}"
+            )),
+            Event::AuthRateExceeded => self.log(&format!(
+                "warning: AUTH command rate limit exceeded: unknown[{ip}]"
+            )),
         }
     }
 
@@ -445,12 +408,11 @@ impl Listener {
         message: &Arc<Message>,
         qid: &str,
     ) -> Result<(), DeliveryError> {
-        let (local, remote): (Vec<_>, Vec<_>) = env.to.iter().cloned().partition(|a| {
-            self.policy
-                .local_domains
-                .iter()
-                .any(|d| d.eq_ignore_ascii_case(&a.domain))
-        });
+        let (local, remote): (Vec<_>, Vec<_>) = env
+            .to
+            .iter()
+            .cloned()
+            .partition(|a| self.policy.destination(&a.domain) == Destination::Local);
         let (to_maildir, mut to_relay) = match &self.maildir {
             Some(_) => (local, remote),
             None => (Vec::new(), [local, remote].concat()),

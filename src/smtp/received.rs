@@ -56,11 +56,15 @@ mod tests {
             )
         }
     }
+    impl crate::smtp::accounts::Directory for Alice {}
 
     fn policy() -> Policy {
         Policy {
             hostname: "mx.example.org".into(),
-            local_domains: vec!["example.org".into()],
+            mydestination: vec!["example.org".into()],
+            relay_domains: vec![],
+            local_recipient_check: false,
+            recipient_limit: 1000,
             mynetworks: vec![],
             auth_enabled: true,
             auth_needs_tls: false,

@@ -5,73 +5,15 @@
 
 use std::net::IpAddr;
 
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::accounts::Directory;
 use super::command::{self, Address, Command};
-use crate::authd::limit::Cidr;
-use crate::mech::{self, Authenticated, Credentials, Exchange, Reply as MechReply, ServerConfig};
+use crate::mech::{self, Authenticated, Exchange, Reply as MechReply, ServerConfig};
 
-/// One entry of `smtpd_relay_restrictions` / `smtpd_recipient_restrictions`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Restriction {
-    PermitMynetworks,
-    PermitSaslAuthenticated,
-    PermitAuthDestination,
-    RejectUnauthDestination,
-    DeferUnauthDestination,
-    RejectNonFqdnRecipient,
-    RejectSenderLoginMismatch,
-    Reject,
-    Permit,
-}
-
-impl Restriction {
-    /// Postfix's name, for configuration.
-    pub fn parse(name: &str) -> Option<Restriction> {
-        Some(match name {
-            "permit_mynetworks" => Restriction::PermitMynetworks,
-            "permit_sasl_authenticated" => Restriction::PermitSaslAuthenticated,
-            "permit_auth_destination" => Restriction::PermitAuthDestination,
-            "reject_unauth_destination" => Restriction::RejectUnauthDestination,
-            "defer_unauth_destination" => Restriction::DeferUnauthDestination,
-            "reject_non_fqdn_recipient" => Restriction::RejectNonFqdnRecipient,
-            "reject_sender_login_mismatch" => Restriction::RejectSenderLoginMismatch,
-            "reject" => Restriction::Reject,
-            "permit" => Restriction::Permit,
-            _ => return None,
-        })
-    }
-}
-
-/// Policy and limits of a listener.
-#[derive(Clone, Debug)]
-pub struct Policy {
-    pub hostname: String,
-    /// Domains we accept mail for from anyone (`mydestination`, `relay_domains`).
-    pub local_domains: Vec<String>,
-    /// Trusted clients that may relay without AUTH (`mynetworks`).
-    pub mynetworks: Vec<Cidr>,
-    /// Offer and accept AUTH (`smtpd_sasl_auth_enable`).
-    pub auth_enabled: bool,
-    /// Only after TLS (`smtpd_tls_auth_only`).
-    pub auth_needs_tls: bool,
-    /// TLS is configured, so STARTTLS is offered.
-    pub tls_available: bool,
-    /// `smtpd_tls_security_level = encrypt`: no mail or AUTH before TLS.
-    pub tls_required: bool,
-    /// Mechanisms without and with TLS (SCRAM -PLUS only with TLS).
-    pub mechanisms_plain: Vec<&'static str>,
-    pub mechanisms_tls: Vec<&'static str>,
-    /// `broken_sasl_auth_clients`: also advertise `AUTH=...`.
-    pub broken_auth_clients: bool,
-    pub message_size_limit: u64,
-    pub hard_error_limit: u32,
-    /// Evaluated in this order at RCPT; each list ends in "no decision".
-    pub relay_restrictions: Vec<Restriction>,
-    pub recipient_restrictions: Vec<Restriction>,
-    /// Mail for other domains can be handed on (`relayhost` set).
-    pub can_relay: bool,
-    /// Mail for local domains can be delivered (Maildir base or relayhost).
-    pub can_deliver_local: bool,
-}
+pub use super::limits::{AuthLimits, Limiters};
+pub use super::policy::{Destination, Policy, Restriction, check_relay_closed};
 
 /// What the I/O layer must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +55,11 @@ pub enum Event {
         reply: String,
         to: Option<String>,
     },
+    /// Input queued behind a command after which a client must wait
+    /// (RFC 2920); the connection is closed.
+    PipeliningViolation { after: String },
+    /// More AUTH commands than `smtpd_client_auth_rate_limit` allows.
+    AuthRateExceeded,
 }
 
 /// One accepted message, for delivery.
@@ -162,6 +109,9 @@ pub struct Session {
     events: Vec<Event>,
     /// Mechanism of the exchange in progress, for the log.
     mechanism: &'static str,
+    limits: Option<Arc<dyn AuthLimits>>,
+    /// The clock of the line being handled.
+    now: Instant,
 }
 
 fn one(code: u16, text: &str) -> Vec<String> {
@@ -186,7 +136,15 @@ impl Session {
             errors: 0,
             events: Vec::new(),
             mechanism: "",
+            limits: None,
+            now: Instant::now(),
         }
+    }
+
+    /// Enforce and count AUTH failures and rate through these limits.
+    pub fn with_limits(mut self, limits: Arc<dyn AuthLimits>) -> Session {
+        self.limits = Some(limits);
+        self
     }
 
     /// Log-worthy events since the last call.
@@ -269,47 +227,55 @@ impl Session {
             .collect()
     }
 
-    /// Is this recipient ours, or may this client relay to it?
-    fn is_local(&self, domain: &str) -> bool {
-        self.policy
-            .local_domains
-            .iter()
-            .any(|d| d.eq_ignore_ascii_case(domain))
+    /// The account that owns the sender address, if any: `alice@example.org`,
+    /// `"alice"@Example.ORG` and `ALICE@example.org` are all alice's in
+    /// realm example.org, however the store spells them.
+    fn sender_owner(&self, dir: &dyn Directory) -> Option<crate::store::Account> {
+        let from = self.sender()?;
+        dir.find_account(&from.dequoted_local(), &from.domain)
     }
 
-    /// Does the store say who owns this sender address? `alice@example.org`
-    /// belongs to the account alice in realm example.org.
-    fn sender_owner(&self, creds: &dyn Credentials) -> Option<String> {
+    /// `reject_sender_login_mismatch`: an owned address needs its owner's
+    /// login; a logged-in client sends only as an address it owns.
+    fn login_mismatch(&self, dir: &dyn Directory) -> Option<String> {
         let from = self.sender()?;
-        let acct = crate::store::Account::new(from.local.as_bytes(), from.domain.as_bytes());
-        match creds.secrets(&acct) {
-            Ok(Some(_)) => Some(acct.to_string()),
-            _ => None,
+        let owner = self.sender_owner(dir);
+        match &self.auth {
+            Some(a) => {
+                let same_name = a
+                    .account
+                    .authid
+                    .eq_ignore_ascii_case(from.dequoted_local().as_bytes())
+                    && a.account.realm.eq_ignore_ascii_case(from.domain.as_bytes());
+                let mine = owner.as_ref() == Some(&a.account) || same_name;
+                (!mine).then(|| {
+                    format!(
+                        "553 5.7.1 <{from}>: Sender address rejected: not owned by user {}",
+                        a.account
+                    )
+                })
+            }
+            None => {
+                owner.map(|_| format!("553 5.7.1 <{from}>: Sender address rejected: not logged in"))
+            }
         }
     }
 
     /// One restriction list: `Some(reply)` rejects, `Some("")` permits,
     /// `None` has no opinion.
-    fn evaluate(
-        &self,
-        list: &[Restriction],
-        to: &Address,
-        creds: &dyn Credentials,
-    ) -> Option<String> {
-        let mynet = self
-            .policy
-            .mynetworks
-            .iter()
-            .any(|c| c.contains(self.client));
+    fn evaluate(&self, list: &[Restriction], to: &Address, dir: &dyn Directory) -> Option<String> {
+        let authorized = self.policy.auth_destination(to);
         for r in list {
             let verdict = match r {
-                Restriction::PermitMynetworks => mynet.then(String::new),
+                Restriction::PermitMynetworks => self.policy.trusted(self.client).then(String::new),
                 Restriction::PermitSaslAuthenticated => self.auth.is_some().then(String::new),
-                Restriction::PermitAuthDestination => self.is_local(&to.domain).then(String::new),
-                Restriction::RejectUnauthDestination => (!self.is_local(&to.domain))
-                    .then(|| format!("554 5.7.1 <{to}>: Relay access denied")),
-                Restriction::DeferUnauthDestination => (!self.is_local(&to.domain))
-                    .then(|| format!("454 4.7.1 <{to}>: Relay access denied")),
+                Restriction::PermitAuthDestination => authorized.then(String::new),
+                Restriction::RejectUnauthDestination => {
+                    (!authorized).then(|| format!("554 5.7.1 <{to}>: Relay access denied"))
+                }
+                Restriction::DeferUnauthDestination => {
+                    (!authorized).then(|| format!("454 4.7.1 <{to}>: Relay access denied"))
+                }
                 Restriction::RejectNonFqdnRecipient => (!to.domain.contains('.')
                     && !to.domain.starts_with('['))
                 .then(|| {
@@ -317,20 +283,7 @@ impl Session {
                         "504 5.5.2 <{to}>: Recipient address rejected: need fully-qualified address"
                     )
                 }),
-                Restriction::RejectSenderLoginMismatch => {
-                    let from = self.sender().map(|a| a.to_string()).unwrap_or_default();
-                    match (&self.auth, self.sender()) {
-                        (Some(a), Some(f)) => {
-                            let mine = a.account.authid == f.local.as_bytes()
-                                && a.account.realm.eq_ignore_ascii_case(f.domain.as_bytes());
-                            (!mine).then(|| format!("553 5.7.1 <{from}>: Sender address rejected: not owned by user {}", a.account))
-                        }
-                        (None, Some(_)) => self.sender_owner(creds).map(|_| {
-                            format!("553 5.7.1 <{from}>: Sender address rejected: not logged in")
-                        }),
-                        _ => None,
-                    }
-                }
+                Restriction::RejectSenderLoginMismatch => self.login_mismatch(dir),
                 Restriction::Reject => Some(format!(
                     "554 5.7.1 <{to}>: Recipient address rejected: Access denied"
                 )),
@@ -343,8 +296,112 @@ impl Session {
         None
     }
 
-    /// Feed one command line (without CRLF), or a line of an AUTH exchange.
-    pub fn line(&mut self, line: &[u8], creds: &dyn Credentials) -> Action {
+    /// `local_recipient_maps`: mail for `mydestination` goes to accounts
+    /// of the store (realm = the domain) and to postmaster (RFC 5321 §4.5.1).
+    fn unknown_local(&self, to: &Address, dir: &dyn Directory) -> bool {
+        if !self.policy.local_recipient_check
+            || self.policy.destination(&to.domain) != Destination::Local
+        {
+            return false;
+        }
+        let local = to.dequoted_local();
+        !local.eq_ignore_ascii_case("postmaster") && dir.find_account(&local, &to.domain).is_none()
+    }
+
+    fn reject(&mut self, command: &'static str, reply: String, to: Option<String>) -> Action {
+        self.events.push(Event::Reject {
+            command,
+            reply: reply.clone(),
+            to,
+        });
+        self.error(vec![reply])
+    }
+
+    /// A failed, aborted or abandoned AUTH exchange: logged and counted
+    /// against `smtpd_auth_failure_limit` alike.
+    fn auth_failed(&mut self, reason: String, user: Option<String>) {
+        self.events.push(Event::AuthFailed {
+            mechanism: self.mechanism.to_string(),
+            reason,
+            user,
+        });
+        if let Some(l) = &self.limits {
+            l.failed(self.client, self.now);
+        }
+    }
+
+    /// The client went away (or timed out): an exchange left open is a
+    /// failure too, or probing by hanging up would cost nothing.
+    pub fn connection_lost(&mut self, now: Instant) {
+        self.now = now;
+        let user = self
+            .exchange
+            .as_ref()
+            .and_then(Exchange::attempted)
+            .map(ToString::to_string);
+        if self.exchange.take().is_some() || self.final_ack.take().is_some() {
+            self.auth_failed("connection lost during authentication".into(), user);
+        }
+    }
+
+    /// RFC 2920: after these commands a client must wait for the reply;
+    /// input already queued is a synchronisation violation (the SMTP
+    /// smuggling class), refused as Postfix 3.9 does. Authenticated
+    /// clients are trusted not to smuggle.
+    fn out_of_sync(&self, line: &[u8], more_buffered: bool) -> Option<String> {
+        if !more_buffered || self.in_auth_exchange() || self.auth.is_some() {
+            return None;
+        }
+        let verb = line
+            .split(|&b| b == b' ')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        matches!(
+            verb.as_slice(),
+            b"EHLO" | b"HELO" | b"DATA" | b"QUIT" | b"NOOP" | b"AUTH" | b"STARTTLS"
+        )
+        .then(|| String::from_utf8_lossy(&verb).into_owned())
+    }
+
+    /// The per-client AUTH limits, before an AUTH command is looked at.
+    fn auth_limited(&mut self) -> Option<Action> {
+        let limits = self.limits.clone()?;
+        if !limits.failures_allow(self.client, self.now) {
+            return Some(Action::Reply(one(
+                454,
+                "4.7.0 Too many authentication failures; try again later",
+            )));
+        }
+        if !self.policy.trusted(self.client) && !limits.rate_allow(self.client, self.now) {
+            self.events.push(Event::AuthRateExceeded);
+            return Some(Action::Reply(one(
+                450,
+                &format!("4.7.1 Error: too many AUTH commands from {}", self.client),
+            )));
+        }
+        None
+    }
+
+    /// Feed one command line (without CRLF), or a line of an AUTH
+    /// exchange, with nothing queued behind it.
+    pub fn line(&mut self, line: &[u8], dir: &dyn Directory) -> Action {
+        self.input(line, false, Instant::now(), dir)
+    }
+
+    /// Feed one line; `more_buffered`: the client already sent more.
+    pub fn input(
+        &mut self,
+        line: &[u8],
+        more_buffered: bool,
+        now: Instant,
+        dir: &dyn Directory,
+    ) -> Action {
+        self.now = now;
+        if let Some(after) = self.out_of_sync(line, more_buffered) {
+            self.events.push(Event::PipeliningViolation { after });
+            return Action::Close(one(554, "5.5.0 Error: SMTP protocol synchronization"));
+        }
         if let Some(a) = self.final_ack.take() {
             return match line {
                 b"" => {
@@ -355,15 +412,21 @@ impl Session {
                     self.auth = Some(a);
                     Action::Reply(one(235, "2.7.0 Authentication successful"))
                 }
-                b"*" => self.error(one(501, "5.7.0 Authentication aborted")),
-                _ => self.error(one(
-                    535,
-                    "5.7.8 Error: authentication failed: authentication failure",
-                )),
+                b"*" => {
+                    self.auth_failed("aborted by client".into(), Some(a.account.to_string()));
+                    self.error(one(501, "5.7.0 Authentication aborted"))
+                }
+                _ => {
+                    self.auth_failed("bad final response".into(), Some(a.account.to_string()));
+                    self.error(one(
+                        535,
+                        "5.7.8 Error: authentication failed: authentication failure",
+                    ))
+                }
             };
         }
         if let Some(mut ex) = self.exchange.take() {
-            let reply = ex.feed(line, creds);
+            let reply = ex.feed(line, dir);
             return self.auth_reply(reply, ex);
         }
         let cmd = match command::parse(line) {
@@ -376,6 +439,11 @@ impl Session {
         );
         if needs_tls && self.policy.tls_required && !self.tls {
             return self.error(one(530, "5.7.0 Must issue a STARTTLS command first"));
+        }
+        if matches!(cmd, Command::Auth { .. })
+            && let Some(refused) = self.auth_limited()
+        {
+            return refused;
         }
         match cmd {
             Command::Helo(name) | Command::Ehlo(name)
@@ -441,7 +509,7 @@ impl Session {
                 };
                 self.mechanism = name;
                 let mut ex = Exchange::new(m);
-                let reply = ex.start(initial.as_deref().map(str::as_bytes), creds);
+                let reply = ex.start(initial.as_deref().map(str::as_bytes), dir);
                 self.auth_reply(reply, ex)
             }
             Command::Mail { .. } if self.stage == Stage::Greeted => {
@@ -461,30 +529,31 @@ impl Session {
             Command::Rcpt(_) if !matches!(self.stage, Stage::Mail | Stage::Rcpt) => {
                 self.error(one(503, "5.5.1 Error: need MAIL command"))
             }
+            Command::Rcpt(_)
+                if self.policy.recipient_limit > 0
+                    && self.to.len() >= self.policy.recipient_limit =>
+            {
+                Action::Reply(one(452, "4.5.3 Error: too many recipients"))
+            }
             Command::Rcpt(to) => {
                 let rejection = [
                     &self.policy.relay_restrictions,
                     &self.policy.recipient_restrictions,
                 ]
                 .into_iter()
-                .find_map(|list| self.evaluate(list, &to, creds).filter(|r| !r.is_empty()));
+                .find_map(|list| self.evaluate(list, &to, dir).filter(|r| !r.is_empty()));
                 if let Some(reply) = rejection {
-                    self.events.push(Event::Reject {
-                        command: "RCPT",
-                        reply: reply.clone(),
-                        to: Some(to.to_string()),
-                    });
-                    return self.error(vec![reply]);
+                    return self.reject("RCPT", reply, Some(to.to_string()));
                 }
-                let local = self
-                    .policy
-                    .local_domains
-                    .iter()
-                    .any(|d| d.eq_ignore_ascii_case(&to.domain));
-                let deliverable = if local {
-                    self.policy.can_deliver_local
-                } else {
-                    self.policy.can_relay
+                if self.unknown_local(&to, dir) {
+                    let reply = format!(
+                        "550 5.1.1 <{to}>: Recipient address rejected: User unknown in local recipient table"
+                    );
+                    return self.reject("RCPT", reply, Some(to.to_string()));
+                }
+                let deliverable = match self.policy.destination(&to.domain) {
+                    Destination::Local => self.policy.can_deliver_local,
+                    Destination::RelayDomain | Destination::Remote => self.policy.can_relay,
                 };
                 if !deliverable {
                     return Action::Reply(one(
@@ -535,20 +604,21 @@ impl Session {
                 Action::Reply(one(235, "2.7.0 Authentication successful"))
             }
             MechReply::Failure(mech::AuthError::Cancelled) => {
+                let user = ex.attempted().map(ToString::to_string);
+                self.auth_failed("aborted by client".into(), user);
                 self.error(one(501, "5.7.0 Authentication aborted"))
             }
             MechReply::Failure(mech::AuthError::BadBase64) => {
+                let user = ex.attempted().map(ToString::to_string);
+                self.auth_failed("cannot decode response".into(), user);
                 self.error(one(501, "5.5.2 Cannot decode response"))
             }
             MechReply::Failure(mech::AuthError::Temporary(_)) => {
                 self.error(one(454, "4.7.0 Temporary authentication failure"))
             }
             MechReply::Failure(e) => {
-                self.events.push(Event::AuthFailed {
-                    mechanism: self.mechanism.to_string(),
-                    reason: e.to_string(),
-                    user: ex.attempted().map(ToString::to_string),
-                });
+                let user = ex.attempted().map(ToString::to_string);
+                self.auth_failed(e.to_string(), user);
                 self.error(one(
                     535,
                     "5.7.8 Error: authentication failed: authentication failure",
@@ -594,3 +664,7 @@ impl Session {
         self.auth.as_ref()
     }
 }
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

@@ -225,6 +225,16 @@ impl Store {
         &self.path
     }
 
+    /// Changes with every committed write, by this process or another
+    /// (LMDB's last transaction id): a cache built from the store is stale
+    /// when this moved. 0 for an empty read-only store.
+    pub fn generation(&self) -> u64 {
+        self.env
+            .as_ref()
+            .and_then(|(env, _)| env.info().ok())
+            .map_or(0, |i| i.last_txnid() as u64)
+    }
+
     /// Current map size in bytes (0 for an empty read-only store).
     pub fn map_size(&self) -> usize {
         self.env

@@ -1,0 +1,134 @@
+//! Which account an address names. Addresses are case-insensitive in
+//! practice (`Alice@Example.ORG` is alice's), stored accounts keep the case
+//! they were created with, and a key-value store looks up bytes exactly:
+//! look up exactly first, then through a case-folded index that is rebuilt
+//! only when the store changed, so no client can make us scan the store
+//! once per command.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::mech::{Credentials, Secrets};
+use crate::store::{Account, Scanned, Store, StoreError};
+
+/// Accounts as the SMTP policy asks about them.
+pub trait Directory: Credentials {
+    /// The stored account `local@domain` names, name and realm compared
+    /// without ASCII case. The default tries the spelling given and its
+    /// lower case (enough for stores that hold lower case only).
+    fn find_account(&self, local: &str, domain: &str) -> Option<Account> {
+        exact(self, local, domain)
+    }
+}
+
+fn exists<C: Credentials + ?Sized>(creds: &C, a: &Account) -> bool {
+    matches!(creds.secrets(a), Ok(Some(_)))
+}
+
+fn exact<C: Credentials + ?Sized>(creds: &C, local: &str, domain: &str) -> Option<Account> {
+    let typed = Account::new(local, domain);
+    if exists(creds, &typed) {
+        return Some(typed);
+    }
+    let lower = Account::new(local.to_ascii_lowercase(), domain.to_ascii_lowercase());
+    (lower != typed && exists(creds, &lower)).then_some(lower)
+}
+
+type Folded = HashMap<(Vec<u8>, Vec<u8>), Account>;
+
+/// The store, with a case-folded index of its accounts.
+pub struct AccountIndex {
+    store: Arc<Store>,
+    /// (store generation it was built at, folded name and realm -> account).
+    folded: Mutex<Option<(u64, Arc<Folded>)>>,
+}
+
+impl AccountIndex {
+    pub fn new(store: Arc<Store>) -> AccountIndex {
+        AccountIndex {
+            store,
+            folded: Mutex::new(None),
+        }
+    }
+
+    fn index(&self) -> Option<Arc<Folded>> {
+        let generation = self.store.generation();
+        let mut cached = self.folded.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((g, map)) = cached.as_ref()
+            && *g == generation
+        {
+            return Some(Arc::clone(map));
+        }
+        let mut map = Folded::new();
+        self.store
+            .read(|v| {
+                v.scan(|s| {
+                    if let Scanned::Entry(e) = s {
+                        map.entry((e.authid.to_ascii_lowercase(), e.realm.to_ascii_lowercase()))
+                            .or_insert_with(|| Account::new(e.authid, e.realm));
+                    }
+                    true
+                })
+            })
+            .ok()?;
+        let map = Arc::new(map);
+        *cached = Some((generation, Arc::clone(&map)));
+        Some(map)
+    }
+}
+
+impl Credentials for AccountIndex {
+    fn secrets(&self, account: &Account) -> Result<Option<Secrets>, StoreError> {
+        self.store.secrets(account)
+    }
+}
+
+impl Directory for AccountIndex {
+    fn find_account(&self, local: &str, domain: &str) -> Option<Account> {
+        if let Some(a) = exact(self, local, domain) {
+            return Some(a);
+        }
+        let key = (
+            local.as_bytes().to_ascii_lowercase(),
+            domain.as_bytes().to_ascii_lowercase(),
+        );
+        self.index()?.get(&key).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::OpenOptions;
+
+    #[test]
+    fn mixed_case_accounts_are_found_and_new_ones_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sasldb2");
+        let store = Arc::new(Store::open_write(&path, &OpenOptions::default()).unwrap());
+        let put = |name: &str, realm: &str| {
+            store
+                .write(|w| w.put(&Account::new(name, realm), "userPassword", b"pw"))
+                .unwrap();
+        };
+        put("Carol", "Example.ORG");
+        put("alice", "example.org");
+        let index = AccountIndex::new(Arc::clone(&store));
+        let carol = Some(Account::new("Carol", "Example.ORG"));
+        assert_eq!(index.find_account("carol", "example.org"), carol);
+        assert_eq!(index.find_account("CAROL", "EXAMPLE.org"), carol);
+        assert_eq!(
+            index.find_account("Alice", "Example.org"),
+            Some(Account::new("alice", "example.org"))
+        );
+        assert_eq!(index.find_account("dave", "example.org"), None);
+        // A write moves the generation: the index is rebuilt, not stale.
+        let before = store.generation();
+        put("Dave", "EXAMPLE.ORG");
+        assert_ne!(store.generation(), before);
+        assert_eq!(
+            index.find_account("dave", "example.org"),
+            Some(Account::new("Dave", "EXAMPLE.ORG"))
+        );
+    }
+}
