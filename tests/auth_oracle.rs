@@ -289,7 +289,7 @@ fn curl(d: &Daemon, lab: &Lab, mech: &str, pw: &str, tls: bool) -> (bool, String
             "--mail-from",
             "alice@example.org",
             "--mail-rcpt",
-            "bob@example.org",
+            "postmaster@example.org",
         ])
         .args(["--user", &format!("alice:{pw}")])
         .args(["--login-options", &format!("AUTH={mech}")])
@@ -342,7 +342,7 @@ fn msmtp_every_mechanism_over_starttls() {
             .arg(format!("--passwordeval=echo {pw}"))
             .args(["--tls=on", "--tls-starttls=on"])
             .arg(format!("--tls-trust-file={}", lab.cert.display()))
-            .args(["--from=alice@example.org", "bob@example.org"])
+            .args(["--from=alice@example.org", "postmaster@example.org"])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
