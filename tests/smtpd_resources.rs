@@ -58,7 +58,7 @@ impl Daemon {
     /// `ulimit -n`.
     fn start(extra: &[&str], max_files: Option<u32>) -> Daemon {
         let s = Scratch::new();
-        s.users(&[("alice", "alice-pw")]);
+        s.users(&[("alice", "alice-pw"), ("bob", "bob-pw")]);
         let (port, tls_port) = (free_port(), free_port());
         let (state, mail, log) = (s.path("state"), s.path("mail"), s.path("smtpd.log"));
         let mut cmd = match max_files {
@@ -408,7 +408,7 @@ fn stale_spool_files_are_removed_at_start() {
     let spool = s.path("state/spool");
     std::fs::create_dir_all(&spool).unwrap();
     std::fs::write(spool.join("ABCDEF0123"), b"left by a crash").unwrap();
-    s.users(&[("alice", "alice-pw")]);
+    s.users(&[("alice", "alice-pw"), ("bob", "bob-pw")]);
     let log = s.path("log");
     let mut child = Command::new(SMTPD_AUTH)
         .env("SASL_CONF_PATH", s.conf_dir())
