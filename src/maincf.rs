@@ -241,6 +241,11 @@ pub const PARAMS: &[Param] = &[
         help: "AUTH commands per client per minute (mynetworks exempt; 0: no limit)",
     },
     Param {
+        name: "smtpd_client_ipv6_prefix_length",
+        default: "64",
+        help: "IPv6 clients count as one per network of this prefix length (0-128) for smtpd_client_connection_count_limit, smtpd_client_auth_rate_limit and smtpd_auth_failure_limit, here and on the Dovecot socket: one host usually holds a whole /64",
+    },
+    Param {
         name: "smtpd_auth_state_dir",
         default: "",
         help: "state directory, for the self-signed certificate made when none is configured (default: /var/lib/smtpd-auth as root, else ~/.local/state/smtpd-auth)",
@@ -392,7 +397,7 @@ impl MainCf {
     }
 
     /// A bad value, named with where it was set.
-    fn invalid(&self, key: &str, why: String) -> ConfigError {
+    pub fn invalid(&self, key: &str, why: String) -> ConfigError {
         ConfigError::Invalid {
             origin: self
                 .origin

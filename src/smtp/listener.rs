@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use super::command::MAX_COMMAND_LINE;
 use super::delivery::{self, DeliveryError};
 use super::session::{Action, Envelope, Event, Policy, Session};
-use crate::authd::limit::FailureLimiter;
+use crate::authd::limit::{FailureLimiter, client_key};
 use crate::authd::server::LogFn;
 use crate::mech::ServerConfig;
 use crate::store::Store;
@@ -41,6 +41,9 @@ pub struct Listener {
     pub soft_error_limit: u32,
     /// Simultaneous connections per client (0: no limit).
     pub connection_limit: u32,
+    /// IPv6 clients count per network of this prefix length (see
+    /// [`client_key`]); the limiters key by it too.
+    pub ipv6_prefix: u8,
     /// Longest a whole session may last, however busy (`smtpd_max_session_time`).
     pub session_limit: Duration,
     pub log: Arc<LogFn>,
@@ -98,9 +101,10 @@ impl Control {
             let l = self.listener();
             let ip = peer.ip();
             let exempt = l.policy.mynetworks.iter().any(|c| c.contains(ip));
+            let key = client_key(ip, l.ipv6_prefix);
             let count = {
                 let mut m = self.connections.lock().unwrap_or_else(|p| p.into_inner());
-                let n = m.entry(ip).or_insert(0);
+                let n = m.entry(key).or_insert(0);
                 *n += 1;
                 *n
             };
@@ -127,10 +131,10 @@ impl Control {
                     }
                 }
                 let mut m = me.connections.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(n) = m.get_mut(&ip) {
+                if let Some(n) = m.get_mut(&key) {
                     *n -= 1;
                     if *n == 0 {
-                        m.remove(&ip);
+                        m.remove(&key);
                     }
                 }
                 me.active.fetch_sub(1, Ordering::SeqCst);
