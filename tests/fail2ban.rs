@@ -40,7 +40,7 @@ fn produce_log(s: &Scratch, syslog_name: &str, good: usize, bad: usize) -> PathB
             "-o",
             "smtpd_tls_security_level=none",
             "-o",
-            "mail_owner=root",
+            "mail_owner=postfix",
         ])
         .arg("-o")
         .arg(format!("syslog_name={syslog_name}"))
@@ -168,7 +168,12 @@ fn shipped_filter_matches_auth_socket_failures() {
     let log = s.path("auth.log");
     let mut child = Command::new(SMTPD_AUTH)
         .env("SASL_CONF_PATH", s.conf_dir())
-        .args(["-o", "myhostname=mx.example.org", "-o", "mail_owner=root"])
+        .args([
+            "-o",
+            "myhostname=mx.example.org",
+            "-o",
+            "mail_owner=postfix",
+        ])
         .args(["-o", "smtpd_sasl_local_domain=example.org"])
         .arg("-o")
         .arg(format!("dovecot_auth_socket={}", sock.display()))
