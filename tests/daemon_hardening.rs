@@ -548,3 +548,54 @@ fn ipv6_clients_are_limited_per_network() {
         assert!(replies[3].starts_with("220 "), "other /64: {replies:?}");
     }
 }
+
+/// Root is given up before anyone is served, so on SIGHUP the daemon can
+/// no longer read root's key files: the configuration is still read again
+/// and the certificate in use is kept (with a warning), STARTTLS works.
+#[test]
+fn sighup_after_root_is_given_up_keeps_tls() {
+    assert!(is_root(), "this test runs as root (as the daemon does)");
+    let s = Scratch::new();
+    s.users(&[("alice", "alice-pw")]);
+    let port = free_port();
+    let mut d = Daemon::spawn(
+        &s,
+        &s.path("log"),
+        &[
+            o(format!(
+                "smtpd_auth_state_dir={}",
+                s.path("state").display()
+            )),
+            o("mail_owner=postfix"),
+            ["--listen".into(), format!("127.0.0.1:{port}")],
+        ]
+        .concat(),
+    );
+    d.wait_for("SMTP listener on").unwrap();
+    let st = Command::new("kill")
+        .args(["-HUP", &d.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    d.wait_for("reload: configuration read again").unwrap();
+    assert!(
+        d.log_text().contains("warning: TLS files not read again"),
+        "{}",
+        d.log_text()
+    );
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import smtplib,ssl,sys; s=smtplib.SMTP('127.0.0.1',int(sys.argv[1]),timeout=15); \
+             print(s.starttls(context=ssl._create_unverified_context())[0]); s.quit()",
+            &port.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "220",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

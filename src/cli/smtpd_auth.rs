@@ -148,16 +148,29 @@ fn offered(
 }
 
 /// Build the SMTP side from the configuration (at start and on SIGHUP).
+/// On reload, `previous` is the running listener and whether the TLS
+/// parameters are unchanged: then, if the key cannot be read again (it is
+/// root's and root is given up by now), the running TLS set-up is kept.
 fn smtp_listener(
     cf: &MainCf,
     c: &Common,
     store: Arc<Store>,
     aliases: &[String],
+    previous: Option<(&Listener, bool)>,
 ) -> Result<Listener, String> {
     let e = err_cf;
     let log = logger(cf, &c.hostname, "smtpd")?;
     let log: Arc<server::LogFn> = Arc::new(move |text: &str| log.log(text));
-    let tls = tls_config(cf, &c.hostname, &*log)?;
+    let tls = match (tls_config(cf, &c.hostname, &*log), previous) {
+        (Ok(tls), _) => tls,
+        (Err(x), Some((old, true))) => {
+            log(&format!(
+                "warning: TLS files not read again ({x}); keeping the certificate in use until a restart"
+            ));
+            old.tls.clone()
+        }
+        (Err(x), _) => return Err(x),
+    };
     let mut local_domains = cf.get_list("mydestination").map_err(e)?;
     local_domains.extend(cf.get_list("relay_domains").map_err(e)?);
     let auth_needs_tls = match cf.get("smtpd_tls_auth_only").map_err(e)?.as_str() {
@@ -269,6 +282,20 @@ fn socket_spec(cf: &MainCf, prefix: &str) -> Result<Option<SocketSpec>, String> 
         gid: Some(gid),
         mode,
     }))
+}
+
+/// The parameters the TLS set-up is made from.
+fn tls_inputs(cf: &MainCf) -> Result<Vec<String>, String> {
+    [
+        "smtpd_tls_security_level",
+        "smtpd_tls_cert_file",
+        "smtpd_tls_key_file",
+        "smtpd_auth_state_dir",
+        "myhostname",
+    ]
+    .iter()
+    .map(|k| cf.get(k).map_err(err_cf))
+    .collect()
 }
 
 fn tls_config(
@@ -614,9 +641,11 @@ fn start(
         .map_err(|x| x.to_string())?;
     let mut control = None;
     let mut tcp_listeners = Vec::new();
+    // What the running TLS set-up was made from (see smtp_listener).
+    let mut tls_now = tls_inputs(&cf)?;
     if !listen.is_empty() || !listen_tls.is_empty() {
         let store = Store::open_read(&c.store_path, &c.open).map_err(|x| x.to_string())?;
-        let l = smtp_listener(&cf, &c, Arc::new(store), &aliases)?;
+        let l = smtp_listener(&cf, &c, Arc::new(store), &aliases, None)?;
         let tls_on = l.tls.is_some();
         control = Some(Control::new(l));
         for (addrs, implicit) in [(&listen, false), (&listen_tls, true)] {
@@ -667,20 +696,24 @@ fn start(
             match (&control, source.load()) {
                 (Some(ctl), Ok(cf2)) => {
                     let rebuilt = common(&cf2).and_then(|c2| {
+                        let old = ctl.listener();
+                        let same_tls = tls_inputs(&cf2)? == tls_now;
                         // The open store stays: it is always current, and
                         // after root is given up it may not open again.
                         let store = if c2.store_path == c.store_path {
-                            Arc::clone(&ctl.listener().store)
+                            Arc::clone(&old.store)
                         } else {
                             Arc::new(
                                 Store::open_read(&c2.store_path, &c2.open)
                                     .map_err(|x| x.to_string())?,
                             )
                         };
-                        smtp_listener(&cf2, &c2, store, &aliases)
+                        let l = smtp_listener(&cf2, &c2, store, &aliases, Some((&old, same_tls)))?;
+                        Ok((l, tls_inputs(&cf2)?))
                     });
                     match rebuilt {
-                        Ok(l) => {
+                        Ok((l, tls)) => {
+                            tls_now = tls;
                             *ctl.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(l);
                             (shared.log)(
                                 "reload: configuration read again (listener addresses and sockets unchanged)",
