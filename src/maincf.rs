@@ -258,7 +258,7 @@ pub const PARAMS: &[Param] = &[
     Param {
         name: "mail_owner",
         default: "postfix",
-        help: "user the daemon runs as after binding its sockets when started as root",
+        help: "user the daemon runs as when started as root: it binds its sockets, gives up root, and only then serves anyone; a user with user or group ID 0 is refused, as Postfix does",
     },
     Param {
         name: "virtual_mailbox_base",

@@ -128,7 +128,10 @@ fn bind_in(spec: &SocketSpec, dir: &Path, name: &std::ffi::OsStr) -> io::Result<
     let listener = UnixListener::bind(&at);
     // SAFETY: as above, restoring it.
     unsafe { libc::umask(old) };
-    let listener = listener?;
+    let listener = listener.map_err(|e| match Path::new("/proc/self/fd").is_dir() {
+        true => e,
+        false => io::Error::other("sockets are made through /proc/self/fd: mount /proc"),
+    })?;
     let placed = (|| -> nix::Result<()> {
         if spec.uid.is_some() || spec.gid.is_some() {
             nix::unistd::fchownat(
