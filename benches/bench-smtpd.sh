@@ -295,7 +295,7 @@ OURS_OPTS=(-o "myhostname=$MYHOST" -o "mydomain=$REALM" -o "smtpd_sasl_local_dom
   -o "smtpd_recipient_restrictions=permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination"
   -o smtpd_sasl_security_options=noanonymous -o broken_sasl_auth_clients=yes
   -o smtpd_tls_security_level=none -o smtpd_tls_auth_only=no
-  -o "relayhost=[127.0.0.1]:$SINK_PORT" -o mail_owner=root -o "smtpd_auth_state_dir=$WORK/state")
+  -o "relayhost=[127.0.0.1]:$SINK_PORT" -o mail_owner=postfix -o "smtpd_auth_state_dir=$WORK/state")
 SASL_CONF_PATH=$WORK/conf "$SMTPD" "${OURS_OPTS[@]}" --listen "127.0.0.1:$OURS_PORT" \
   < /dev/null > /dev/null 2> "$RES/smtpd-auth.log" &
 OURS=$!; PIDS+=("$OURS")

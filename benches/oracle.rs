@@ -278,7 +278,12 @@ fn start_daemon(dir: &Path) -> (Child, u16) {
             "-o",
             "smtpd_soft_error_limit=1000",
         ])
-        .args(["-o", "smtpd_hard_error_limit=1000", "-o", "mail_owner=root"])
+        .args([
+            "-o",
+            "smtpd_hard_error_limit=1000",
+            "-o",
+            "mail_owner=postfix",
+        ])
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .stdin(Stdio::null())

@@ -100,6 +100,7 @@ impl Lab {
     }
 
     fn start(&self, name: &str, extra: &[&str]) -> Daemon {
+        common::open_to_mail_owner(&self.s, &self.s.path("mail"));
         let port = free_port();
         let sock = self.s.path(&format!("{name}.auth"));
         let log = self.s.path(&format!("{name}.log"));
@@ -108,7 +109,12 @@ impl Lab {
             .cmd(SMTPD_AUTH)
             .args(["-o", "myhostname=mx.example.org"])
             .args(["-o", "smtpd_sasl_local_domain=example.org"])
-            .args(["-o", "mydestination=example.org", "-o", "mail_owner=root"])
+            .args([
+                "-o",
+                "mydestination=example.org",
+                "-o",
+                "mail_owner=postfix",
+            ])
             .args(["-o", "smtpd_tls_auth_only=no"])
             .arg("-o")
             .arg(format!("smtpd_tls_cert_file={}", self.cert.display()))

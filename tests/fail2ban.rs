@@ -45,7 +45,7 @@ fn produce_log(s: &Scratch, syslog_name: &str, good: usize, bad: usize) -> PathB
             "-o",
             "smtpd_tls_security_level=none",
             "-o",
-            "mail_owner=root",
+            "mail_owner=postfix",
         ])
         .arg("-o")
         .arg(format!("syslog_name={syslog_name}"))
@@ -178,7 +178,12 @@ fn shipped_filter_matches_auth_socket_failures() {
             "smtpd_auth_state_dir={}",
             s.path("state").display()
         ))
-        .args(["-o", "myhostname=mx.example.org", "-o", "mail_owner=root"])
+        .args([
+            "-o",
+            "myhostname=mx.example.org",
+            "-o",
+            "mail_owner=postfix",
+        ])
         .args(["-o", "smtpd_sasl_local_domain=example.org"])
         .arg("-o")
         .arg(format!("dovecot_auth_socket={}", sock.display()))

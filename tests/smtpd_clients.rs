@@ -79,6 +79,7 @@ impl Daemon {
         let (port, tls_port) = (free_port(), free_port());
         let mail = s.path("mail");
         let log = s.path("smtpd.log");
+        open_to_mail_owner(&s, &mail);
         let mut cmd = Command::new(SMTPD_AUTH);
         cmd.env("SASL_CONF_PATH", s.conf_dir())
             .arg("-o")
@@ -110,7 +111,7 @@ impl Daemon {
                 "smtpd_auth_state_dir={}",
                 s.path("state").display()
             ))
-            .args(["-o", "mail_owner=root", "-o", "smtpd_tls_auth_only=no"])
+            .args(["-o", "mail_owner=postfix", "-o", "smtpd_tls_auth_only=no"])
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--listen-tls")
@@ -727,13 +728,14 @@ fn sigterm_lets_a_session_finish_and_sighup_reloads() {
         std::fs::write(
             &cf,
             format!(
-                "myhostname = mx.example.org\nmydestination = example.org{extra}\nlocal_recipient_maps =\nmynetworks = 192.0.2.0/24\nsmtpd_tls_security_level = none\nmail_owner = root\nvirtual_mailbox_base = {}\n",
+                "myhostname = mx.example.org\nmydestination = example.org{extra}\nlocal_recipient_maps =\nmynetworks = 192.0.2.0/24\nsmtpd_tls_security_level = none\nmail_owner = postfix\nvirtual_mailbox_base = {}\n",
                 s.path("mail").display()
             ),
         )
         .unwrap()
     };
     write_cf("");
+    open_to_mail_owner(&s, &s.path("mail"));
     let log = s.path("log");
     let mut child = Command::new(SMTPD_AUTH)
         .env("SASL_CONF_PATH", s.conf_dir())
@@ -845,7 +847,12 @@ fn self_signed_certificate_is_made_once_in_the_state_directory() {
     let start = |port: u16| {
         let c = Command::new(SMTPD_AUTH)
             .env("SASL_CONF_PATH", s.conf_dir())
-            .args(["-o", "myhostname=mx.example.org", "-o", "mail_owner=root"])
+            .args([
+                "-o",
+                "myhostname=mx.example.org",
+                "-o",
+                "mail_owner=postfix",
+            ])
             .arg("-o")
             .arg(format!("smtpd_auth_state_dir={}", state.display()))
             .arg("--listen")

@@ -61,6 +61,7 @@ impl Daemon {
         s.users(&[("alice", "alice-pw"), ("bob", "bob-pw")]);
         let (port, tls_port) = (free_port(), free_port());
         let (state, mail, log) = (s.path("state"), s.path("mail"), s.path("smtpd.log"));
+        common::open_to_mail_owner(&s, &mail);
         let mut cmd = match max_files {
             Some(n) => {
                 let mut c = Command::new("sh");
@@ -74,7 +75,7 @@ impl Daemon {
             .args(["-o", "myhostname=mx.example.org"])
             .args(["-o", "smtpd_sasl_local_domain=example.org"])
             .args(["-o", "mydestination=example.org"])
-            .args(["-o", "mail_owner=root", "-o", "smtpd_tls_auth_only=no"])
+            .args(["-o", "mail_owner=postfix", "-o", "smtpd_tls_auth_only=no"])
             .arg("-o")
             .arg(format!("smtpd_auth_state_dir={}", state.display()))
             .arg("-o")
@@ -409,6 +410,7 @@ fn stale_spool_files_are_removed_at_start() {
     std::fs::create_dir_all(&spool).unwrap();
     std::fs::write(spool.join("ABCDEF0123"), b"left by a crash").unwrap();
     s.users(&[("alice", "alice-pw"), ("bob", "bob-pw")]);
+    common::open_to_mail_owner(&s, &s.path("mail"));
     let log = s.path("log");
     let mut child = Command::new(SMTPD_AUTH)
         .env("SASL_CONF_PATH", s.conf_dir())
@@ -417,7 +419,7 @@ fn stale_spool_files_are_removed_at_start() {
             "smtpd_auth_state_dir={}",
             s.path("state").display()
         ))
-        .args(["-o", "mail_owner=root", "--listen"])
+        .args(["-o", "mail_owner=postfix", "--listen"])
         .arg(format!("127.0.0.1:{}", free_port()))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -639,7 +641,9 @@ fn after_dropping_root_the_mail_owner_can_spool() {
 fn a_spool_write_error_is_a_temporary_failure() {
     let d = Daemon::start(&[], None);
     // Where the spool directory would be made, a file: the first spill fails.
+    // (Started as root, the daemon made spool/ for mail_owner at start.)
     std::fs::create_dir_all(&d.state).unwrap();
+    let _ = std::fs::remove_dir_all(d.spool());
     std::fs::write(d.spool(), b"not a directory").unwrap();
     let mut c = d.connect();
     c.start_data();

@@ -114,13 +114,14 @@ fn scratch_with_users() -> Scratch {
 
 /// The configuration every test starts from; `extra` -o pairs override.
 fn args(s: &Scratch, relay_port: u16, port: u16, extra: &[&str]) -> Vec<String> {
+    common::open_to_mail_owner(s, &s.path("mail"));
     let mut a: Vec<String> = [
         "myhostname=mx.example.org",
         "smtpd_sasl_local_domain=example.org",
         "mydestination=example.org, localhost",
         "mynetworks=192.0.2.0/24",
         "smtpd_tls_security_level=none",
-        "mail_owner=root",
+        "mail_owner=postfix",
         "smtpd_hard_error_limit=1000",
         "smtpd_error_sleep_time=0s",
     ]

@@ -3,6 +3,9 @@
 //! Only the client address is throttled, never the account, so nobody can
 //! lock a user out by guessing at their password. Time is passed in, so
 //! tests drive the clock.
+//!
+//! An IPv6 client is counted by its network, not its address: one host
+//! usually holds a whole /64 and can pick a fresh address for every try.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -55,11 +58,38 @@ impl Cidr {
     }
 }
 
+/// The prefix length IPv6 clients are keyed by unless configured
+/// (`smtpd_client_ipv6_prefix_length`).
+pub const DEFAULT_IPV6_PREFIX: u8 = 64;
+
+/// What per-client limits count by: an IPv4 address as it is, an IPv6
+/// address cut to its first `v6_prefix` bits (an IPv4-mapped one as the
+/// IPv4 address it is).
+pub fn client_key(ip: IpAddr, v6_prefix: u8) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(a) => {
+            let bits = u32::from(v6_prefix.min(128));
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            IpAddr::V6((u128::from(a) & mask).into())
+        }
+        v4 => v4,
+    }
+}
+
+/// Parse a prefix length for [`client_key`].
+pub fn parse_ipv6_prefix(n: u32) -> Result<u8, String> {
+    u8::try_from(n)
+        .ok()
+        .filter(|&b| b <= 128)
+        .ok_or_else(|| format!("IPv6 prefix length {n} is not between 0 and 128"))
+}
+
 #[derive(Debug)]
 pub struct FailureLimiter {
     limit: u32,
     window: Duration,
     exempt: Vec<Cidr>,
+    v6_prefix: u8,
     clients: HashMap<String, (Instant, u32)>,
 }
 
@@ -70,7 +100,23 @@ impl FailureLimiter {
             limit,
             window,
             exempt,
+            v6_prefix: DEFAULT_IPV6_PREFIX,
             clients: HashMap::new(),
+        }
+    }
+
+    /// Key IPv6 clients by their first `bits` bits (default 64).
+    pub fn with_ipv6_prefix(mut self, bits: u8) -> Self {
+        self.v6_prefix = bits;
+        self
+    }
+
+    /// The name a client is counted under; a client that is not an
+    /// address (no `rip=` from Postfix) by its name as given.
+    fn key(&self, client: &str) -> String {
+        match client.parse::<IpAddr>() {
+            Ok(ip) => client_key(ip, self.v6_prefix).to_string(),
+            Err(_) => client.to_string(),
         }
     }
 
@@ -85,7 +131,7 @@ impl FailureLimiter {
         if self.limit == 0 || self.exempt(c) {
             return true;
         }
-        match self.clients.get(c) {
+        match self.clients.get(&self.key(c)) {
             Some((start, n)) if now.duration_since(*start) < self.window => *n < self.limit,
             _ => true,
         }
@@ -96,6 +142,7 @@ impl FailureLimiter {
         if self.limit == 0 || self.exempt(c) {
             return;
         }
+        let c = &self.key(c);
         if self.clients.len() >= MAX_CLIENTS && !self.clients.contains_key(c) {
             let window = self.window;
             self.clients
@@ -157,6 +204,44 @@ mod tests {
         }
         assert!(l.allow_at(Some("127.0.0.1"), t0), "exempt");
         assert!(l.allow_at(None, t0));
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_network() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            client_key(ip("2001:db8:1:2:aaaa::1"), 64),
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(
+            client_key(ip("2001:db8:1:2:aaaa::1"), 128),
+            ip("2001:db8:1:2:aaaa::1")
+        );
+        assert_eq!(client_key(ip("2001:db8:1:2:aaaa::1"), 0), ip("::"));
+        assert_eq!(
+            client_key(ip("2001:db8:1:2:aaaa::1"), 48),
+            ip("2001:db8:1::")
+        );
+        assert_eq!(client_key(ip("192.0.2.7"), 64), ip("192.0.2.7"));
+        assert_eq!(client_key(ip("::ffff:192.0.2.7"), 64), ip("192.0.2.7"));
+        assert!(parse_ipv6_prefix(129).is_err());
+        assert_eq!(parse_ipv6_prefix(56), Ok(56));
+    }
+
+    #[test]
+    fn failures_from_one_ipv6_network_count_together() {
+        let t0 = Instant::now();
+        let mut l = FailureLimiter::new(2, Duration::from_secs(60), Vec::new());
+        l.failed_at(Some("2001:db8:0:1::a"), t0);
+        l.failed_at(Some("2001:db8:0:1::b"), t0);
+        assert!(!l.allow_at(Some("2001:db8:0:1::c"), t0), "same /64");
+        assert!(l.allow_at(Some("2001:db8:0:2::a"), t0), "other /64");
+        let mut l =
+            FailureLimiter::new(2, Duration::from_secs(60), Vec::new()).with_ipv6_prefix(128);
+        l.failed_at(Some("2001:db8:0:1::a"), t0);
+        l.failed_at(Some("2001:db8:0:1::b"), t0);
+        assert!(l.allow_at(Some("2001:db8:0:1::c"), t0), "per address");
+        assert!(l.allow_at(Some("not-an-address"), t0));
     }
 
     #[test]

@@ -13,9 +13,9 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -53,21 +53,25 @@ pub struct SocketSpec {
     pub mode: u32,
 }
 
-/// Bind a UNIX socket. A stale socket file (nothing listening) is removed;
-/// a live one or any other kind of file at the path is an error. Owner and
-/// mode are set before anyone can connect with the wrong ones... almost:
-/// the socket is created under a umask of 0177, then opened up.
+/// Bind a UNIX socket. A stale socket file (nothing listening) is
+/// replaced; a live one or any other kind of file at the path is an error.
+///
+/// The socket's directory may be writable by others (Postfix's `private/`
+/// belongs to postfix), so no path there is trusted between calls: a
+/// chmod by path could be sent through a symlink swapped in after bind.
+/// The socket is made in a fresh 0700 directory beside the target, given
+/// its owner and mode there through that directory's descriptor, and
+/// renamed into place whole: clients never see it with other modes.
 pub fn bind(spec: &SocketSpec) -> io::Result<UnixListener> {
     match std::fs::symlink_metadata(&spec.path) {
-        Ok(m) if m.file_type().is_socket() => match UnixStream::connect(&spec.path) {
-            Ok(_) => {
+        Ok(m) if m.file_type().is_socket() => {
+            if UnixStream::connect(&spec.path).is_ok() {
                 return Err(io::Error::new(
                     io::ErrorKind::AddrInUse,
                     format!("{}: another server is listening", spec.path.display()),
                 ));
             }
-            Err(_) => std::fs::remove_file(&spec.path)?,
-        },
+        }
         Ok(_) => {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
@@ -77,16 +81,76 @@ pub fn bind(spec: &SocketSpec) -> io::Result<UnixListener> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    // SAFETY: umask only changes this process's file creation mask.
+    let name = spec.path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}: not a file name", spec.path.display()),
+        )
+    })?;
+    let parent = match spec.path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut template = std::ffi::OsString::from(".");
+    template.push(name);
+    template.push(".XXXXXX");
+    let private = nix::unistd::mkdtemp(&parent.join(template))?;
+    let result = bind_in(spec, &private, name);
+    // Empty by now (renamed or unlinked); whatever is at this name after
+    // a swap is not ours to remove beyond an empty directory.
+    let _ = std::fs::remove_dir(&private);
+    result
+}
+
+/// Bind `name` inside the private directory `dir` (just made by mkdtemp),
+/// set its owner and mode and rename it to `spec.path`.
+fn bind_in(spec: &SocketSpec, dir: &Path, name: &std::ffi::OsStr) -> io::Result<UnixListener> {
+    use nix::fcntl::{AT_FDCWD, OFlag};
+    use nix::sys::stat::{FchmodatFlags, Mode};
+    use nix::unistd::{Gid, Uid, UnlinkatFlags};
+    use std::os::fd::AsRawFd;
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let dfd = nix::fcntl::open(dir, flags, Mode::empty())?;
+    // Someone who can write the parent could have put another directory
+    // at the name between mkdtemp and open: only ours is root's and 0700.
+    let st = nix::sys::stat::fstat(&dfd)?;
+    if st.st_uid != nix::unistd::geteuid().as_raw() || st.st_mode & 0o777 != 0o700 {
+        return Err(io::Error::other(format!(
+            "{}: replaced while the socket was being made",
+            dir.display()
+        )));
+    }
+    // Through the descriptor: the directory may be renamed meanwhile.
+    let at = PathBuf::from(format!("/proc/self/fd/{}", dfd.as_raw_fd())).join(name);
+    // SAFETY: umask only changes this process's file creation mask; the
+    // socket is private to its directory until renamed anyway.
     let old = unsafe { libc::umask(0o177) };
-    let listener = UnixListener::bind(&spec.path);
+    let listener = UnixListener::bind(&at);
     // SAFETY: as above, restoring it.
     unsafe { libc::umask(old) };
-    let listener = listener?;
-    if spec.uid.is_some() || spec.gid.is_some() {
-        std::os::unix::fs::lchown(&spec.path, spec.uid, spec.gid)?;
+    let listener = listener.map_err(|e| match Path::new("/proc/self/fd").is_dir() {
+        true => e,
+        false => io::Error::other("sockets are made through /proc/self/fd: mount /proc"),
+    })?;
+    let placed = (|| -> nix::Result<()> {
+        if spec.uid.is_some() || spec.gid.is_some() {
+            nix::unistd::fchownat(
+                &dfd,
+                name,
+                spec.uid.map(Uid::from_raw),
+                spec.gid.map(Gid::from_raw),
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            )?;
+        }
+        // Following is safe: nobody else can write this directory.
+        let mode = Mode::from_bits_truncate(spec.mode as libc::mode_t);
+        nix::sys::stat::fchmodat(&dfd, name, mode, FchmodatFlags::FollowSymlink)?;
+        nix::fcntl::renameat(&dfd, name, AT_FDCWD, &spec.path)
+    })();
+    if let Err(e) = placed {
+        let _ = nix::unistd::unlinkat(&dfd, name, UnlinkatFlags::NoRemoveDir);
+        return Err(e.into());
     }
-    std::fs::set_permissions(&spec.path, std::fs::Permissions::from_mode(spec.mode))?;
     Ok(listener)
 }
 

@@ -10,8 +10,10 @@ use std::sync::Arc;
 
 use clap::{Arg, ArgAction, Command};
 
+mod tls;
+
 use crate::authd::dovecot::DovecotConfig;
-use crate::authd::limit::{Cidr, FailureLimiter};
+use crate::authd::limit::{Cidr, FailureLimiter, parse_ipv6_prefix};
 use crate::authd::server::{self, Shared, SocketSpec};
 use crate::maincf::{self, MainCf};
 use crate::mech::ServerConfig;
@@ -107,7 +109,8 @@ fn common(cf: &MainCf) -> Result<Common, String> {
     if let Some(n) = cyrus.scram_iteration_counter() {
         server.scram_iterations = n;
     }
-    server.salt_key = crate::secret::load_salt_key(&state_dir(cf)?).map_err(|x| x.to_string())?;
+    server.salt_key =
+        crate::secret::load_salt_key(&tls::state_dir(cf)?).map_err(|x| x.to_string())?;
     server.digest_strict_host = cf
         .get_bool("smtpd_sasl_digest_uri_strict_host")
         .map_err(err_cf)?;
@@ -168,14 +171,29 @@ fn local_recipient_check(cf: &MainCf) -> Result<bool, String> {
 }
 
 /// Build the SMTP side from the configuration (at start and on SIGHUP).
+/// On reload, `previous` is the running listener and whether the TLS
+/// parameters are unchanged: then, if the key cannot be read again (it is
+/// root's and root is given up by now), the running TLS set-up is kept.
 fn smtp_listener(
     cf: &MainCf,
     c: &Common,
     store: Arc<Store>,
     aliases: &[String],
+    previous: Option<(&Listener, bool)>,
 ) -> Result<Listener, String> {
     let e = err_cf;
-    let tls = tls_config(cf, &c.hostname)?;
+    let log = logger(cf, &c.hostname, "smtpd")?;
+    let log: Arc<server::LogFn> = Arc::new(move |text: &str| log.log(text));
+    let tls = match (tls::tls_config(cf, &c.hostname, &*log), previous) {
+        (Ok(tls), _) => tls,
+        (Err(x), Some((old, true))) => {
+            log(&format!(
+                "warning: TLS files not read again ({x}); keeping the certificate in use until a restart"
+            ));
+            old.tls.clone()
+        }
+        (Err(x), _) => return Err(x),
+    };
     let relay_restrictions = restrictions(cf, "smtpd_relay_restrictions")?;
     let recipient_restrictions = restrictions(cf, "smtpd_recipient_restrictions")?;
     check_relay_closed(&relay_restrictions, &recipient_restrictions)?;
@@ -211,9 +229,8 @@ fn smtp_listener(
     };
     let mut server = c.server.clone();
     server.host_aliases.extend(aliases.iter().cloned());
-    let log = logger(cf, &c.hostname, "smtpd")?;
-    let log: Arc<server::LogFn> = Arc::new(move |text: &str| log.log(text));
     let minute = std::time::Duration::from_secs(60);
+    let ipv6_prefix = ipv6_prefix(cf)?;
     Ok(Listener {
         policy,
         server,
@@ -223,25 +240,44 @@ fn smtp_listener(
         maildir,
         accounts: AccountIndex::new(Arc::clone(&store)),
         store,
-        limiter: Arc::new(std::sync::Mutex::new(FailureLimiter::new(
-            cf.get_u32("smtpd_auth_failure_limit").map_err(e)?,
-            cf.get_duration("smtpd_auth_failure_window").map_err(e)?,
-            cidrs(cf, "smtpd_auth_failure_exceptions")?,
-        ))),
-        auth_rate: Arc::new(std::sync::Mutex::new(FailureLimiter::new(
-            cf.get_u32("smtpd_client_auth_rate_limit").map_err(e)?,
-            minute,
-            Vec::new(),
-        ))),
+        limiter: Arc::new(std::sync::Mutex::new(failure_limiter(cf)?)),
+        auth_rate: Arc::new(std::sync::Mutex::new(
+            FailureLimiter::new(
+                cf.get_u32("smtpd_client_auth_rate_limit").map_err(e)?,
+                minute,
+                Vec::new(),
+            )
+            .with_ipv6_prefix(ipv6_prefix),
+        )),
         error_sleep: cf.get_duration("smtpd_error_sleep_time").map_err(e)?,
         soft_error_limit: cf.get_u32("smtpd_soft_error_limit").map_err(e)?,
         connection_limit: cf
             .get_u32("smtpd_client_connection_count_limit")
             .map_err(e)?,
+        ipv6_prefix,
         session_limit: cf.get_duration("smtpd_max_session_time").map_err(e)?,
-        spool: Spool::new(state_dir(cf)?.join("spool")),
+        spool: Spool::new(tls::state_dir(cf)?.join("spool")),
         log,
     })
+}
+
+/// `smtpd_client_ipv6_prefix_length`, checked.
+fn ipv6_prefix(cf: &MainCf) -> Result<u8, String> {
+    let key = "smtpd_client_ipv6_prefix_length";
+    let n = cf.get_u32(key).map_err(err_cf)?;
+    parse_ipv6_prefix(n).map_err(|why| cf.invalid(key, why).to_string())
+}
+
+/// AUTH failures per client (`smtpd_auth_failure_limit`), for the SMTP
+/// listener and the Dovecot socket alike.
+fn failure_limiter(cf: &MainCf) -> Result<FailureLimiter, String> {
+    Ok(FailureLimiter::new(
+        cf.get_u32("smtpd_auth_failure_limit").map_err(err_cf)?,
+        cf.get_duration("smtpd_auth_failure_window")
+            .map_err(err_cf)?,
+        cidrs(cf, "smtpd_auth_failure_exceptions")?,
+    )
+    .with_ipv6_prefix(ipv6_prefix(cf)?))
 }
 
 fn socket_spec(cf: &MainCf, prefix: &str) -> Result<Option<SocketSpec>, String> {
@@ -275,104 +311,6 @@ fn socket_spec(cf: &MainCf, prefix: &str) -> Result<Option<SocketSpec>, String> 
         gid: Some(gid),
         mode,
     }))
-}
-
-fn tls_config(cf: &MainCf, hostname: &str) -> Result<Option<tokio_rustls::TlsAcceptor>, String> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let e = |x: maincf::ConfigError| x.to_string();
-    if cf
-        .get("smtpd_tls_security_level")
-        .map_err(e)?
-        .eq_ignore_ascii_case("none")
-    {
-        return Ok(None);
-    }
-    let (certs, key) = match cf.get_path("smtpd_tls_cert_file").map_err(e)? {
-        Some(cert) => {
-            let key = cf
-                .get_path("smtpd_tls_key_file")
-                .map_err(e)?
-                .unwrap_or_else(|| cert.clone());
-            let certs = CertificateDer::pem_file_iter(&cert)
-                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-                .map_err(|x| format!("smtpd_tls_cert_file {}: {x}", cert.display()))?;
-            let key = PrivateKeyDer::from_pem_file(&key)
-                .map_err(|x| format!("smtpd_tls_key_file {}: {x}", key.display()))?;
-            (certs, key)
-        }
-        None => {
-            let (cert, key) = self_signed(cf, hostname)?;
-            let certs = CertificateDer::pem_file_iter(&cert)
-                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-                .map_err(|x| format!("{}: {x}", cert.display()))?;
-            let key = PrivateKeyDer::from_pem_file(&key)
-                .map_err(|x| format!("{}: {x}", key.display()))?;
-            (certs, key)
-        }
-    };
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|x| x.to_string())?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|x| format!("TLS certificate: {x}"))?;
-    Ok(Some(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(
-        config,
-    ))))
-}
-
-/// The state directory: `smtpd_auth_state_dir`, else /var/lib/smtpd-auth
-/// for root, else `$XDG_STATE_HOME/smtpd-auth` (~/.local/state/smtpd-auth).
-fn state_dir(cf: &MainCf) -> Result<PathBuf, String> {
-    if let Some(p) = cf.get_path("smtpd_auth_state_dir").map_err(err_cf)? {
-        return Ok(p);
-    }
-    if nix::unistd::geteuid().is_root() {
-        return Ok(PathBuf::from("/var/lib/smtpd-auth"));
-    }
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .ok_or("no state directory: set smtpd_auth_state_dir")?;
-    Ok(base.join("smtpd-auth"))
-}
-
-/// A self-signed certificate for `hostname`, made once and kept in the
-/// state directory (key 0600), so clients that pin it keep working.
-fn self_signed(cf: &MainCf, hostname: &str) -> Result<(PathBuf, PathBuf), String> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let dir = state_dir(cf)?.join("tls");
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    if cert.exists() && key.exists() {
-        return Ok((cert, key));
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .map_err(|x| format!("{}: {x}", dir.display()))?;
-    let ck =
-        rcgen::generate_simple_self_signed(vec![hostname.to_string(), "localhost".to_string()])
-            .map_err(|x| x.to_string())?;
-    let write = |path: &PathBuf, text: String, mode: u32| -> Result<(), String> {
-        let tmp = path.with_extension("tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(|x| format!("{}: {x}", tmp.display()))?;
-        f.write_all(text.as_bytes())
-            .and_then(|()| f.sync_all())
-            .map_err(|x| format!("{}: {x}", tmp.display()))?;
-        std::fs::rename(&tmp, path).map_err(|x| format!("{}: {x}", path.display()))
-    };
-    write(&key, ck.signing_key.serialize_pem(), 0o600)?;
-    write(&cert, ck.cert.pem(), 0o644)?;
-    Ok((cert, key))
 }
 
 /// Where the configuration comes from, so SIGHUP can read it again.
@@ -480,27 +418,44 @@ fn prepare_spool(cf: &MainCf, spool: &Spool) -> Result<usize, String> {
     Ok(n)
 }
 
-/// Give up root for `mail_owner` once every socket is bound and the store
-/// is open (its descriptors stay usable).
-fn drop_privileges(cf: &MainCf) -> Result<Option<String>, String> {
-    use nix::unistd::{Gid, Uid, User, geteuid, setgid, setgroups, setuid};
+/// Who to run as once the sockets are bound, when started as root:
+/// `mail_owner`, which must be an unprivileged account (Postfix refuses
+/// one with user or group ID 0 the same way). Checked before anything is
+/// bound or created.
+fn mail_owner(cf: &MainCf) -> Result<Option<nix::unistd::User>, String> {
+    use nix::unistd::{User, geteuid};
     if !geteuid().is_root() {
         return Ok(None);
     }
-    let owner = cf.get("mail_owner").map_err(err_cf)?;
-    if owner.is_empty() || owner == "root" {
-        return Ok(None);
-    }
+    let key = "mail_owner";
+    let owner = cf.get(key).map_err(err_cf)?;
+    let bad = |why: String| cf.invalid(key, why).to_string();
     let user = User::from_name(&owner)
         .ok()
         .flatten()
-        .ok_or_else(|| format!("mail_owner: no user {owner:?}"))?;
-    let gid: Gid = user.gid;
-    let uid: Uid = user.uid;
-    setgroups(&[gid]).map_err(|e| format!("setgroups: {e}"))?;
-    setgid(gid).map_err(|e| format!("setgid: {e}"))?;
-    setuid(uid).map_err(|e| format!("setuid: {e}"))?;
-    Ok(Some(owner))
+        .ok_or_else(|| bad(format!("unknown user name value: {owner:?}")))?;
+    if user.uid.is_root() {
+        return Err(bad(format!("user {owner} has privileged user ID")));
+    }
+    if user.gid.as_raw() == 0 {
+        return Err(bad(format!("user {owner} has privileged group ID")));
+    }
+    Ok(Some(user))
+}
+
+/// Give up root for `user` once every socket is bound and the store is
+/// open (their descriptors stay usable), before any client is served.
+fn drop_privileges(user: &nix::unistd::User) -> Result<(), String> {
+    use nix::unistd::{getgid, getuid, setgid, setgroups, setuid};
+    setgroups(&[user.gid]).map_err(|e| format!("setgroups: {e}"))?;
+    setgid(user.gid).map_err(|e| format!("setgid: {e}"))?;
+    setuid(user.uid).map_err(|e| format!("setuid: {e}"))?;
+    // setuid(2) as root sets every ID, so root cannot come back; make sure.
+    if getuid().is_root() || getgid().as_raw() == 0 || setuid(nix::unistd::Uid::from_raw(0)).is_ok()
+    {
+        return Err(format!("could not give up root for {}", user.name));
+    }
+    Ok(())
 }
 
 /// Longest wait for sessions to finish after SIGTERM.
@@ -513,6 +468,7 @@ fn start(
     mut listen_tls: Vec<String>,
 ) -> Result<(), String> {
     use nix::sys::signal::{SigSet, Signal};
+    let owner = mail_owner(&cf)?;
     let c = common(&cf)?;
     let store = Store::open_read(&c.store_path, &c.open)
         .map_err(|x| format!("{x} (create a user with saslpasswd first)"))?;
@@ -558,12 +514,7 @@ fn start(
         .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']').to_string())
         .collect();
     aliases.push("localhost".into());
-    let limiter = FailureLimiter::new(
-        cf.get_u32("smtpd_auth_failure_limit").map_err(err_cf)?,
-        cf.get_duration("smtpd_auth_failure_window")
-            .map_err(err_cf)?,
-        cidrs(&cf, "smtpd_auth_failure_exceptions")?,
-    );
+    let limiter = failure_limiter(&cf)?;
     // Stop and reload signals go to sigwait only: block them before any
     // thread starts.
     let mut signals = SigSet::empty();
@@ -580,34 +531,28 @@ fn start(
             ));
         }
     }
-    let mut bound = Vec::new();
+    // Everything is bound first (as root: port 25, Postfix's private/),
+    // then root is given up, and only then is anyone served.
+    let mut sockets = Vec::new();
     for (spec, protocol, what) in [
         (dovecot_spec, server::Protocol::Dovecot, "dovecot"),
         (saslauthd_spec, server::Protocol::Saslauthd, "saslauthd"),
     ] {
         let Some(spec) = spec else { continue };
         let listener = server::bind(&spec).map_err(|x| format!("{}: {x}", spec.path.display()))?;
-        (shared.log)(&format!(
-            "{what} auth socket {} ready; realm {}; mechanisms {}",
-            spec.path.display(),
-            c.realm,
-            socket_mechanisms.join(" ")
-        ));
-        let sh = Arc::clone(&shared);
-        std::thread::Builder::new()
-            .name(format!("{what}-auth"))
-            .spawn(move || server::serve(listener, sh, protocol))
-            .map_err(|x| x.to_string())?;
-        bound.push(spec.path);
+        sockets.push((listener, protocol, what, spec.path));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|x| x.to_string())?;
     let mut control = None;
+    let mut tcp_listeners = Vec::new();
+    // What the running TLS set-up was made from (see smtp_listener).
+    let mut tls_now = tls::tls_inputs(&cf)?;
     if !listen.is_empty() || !listen_tls.is_empty() {
         let store = Store::open_read(&c.store_path, &c.open).map_err(|x| x.to_string())?;
-        let l = smtp_listener(&cf, &c, Arc::new(store), &aliases)?;
+        let l = smtp_listener(&cf, &c, Arc::new(store), &aliases, None)?;
         let tls_on = l.tls.is_some();
         let stale = prepare_spool(&cf, &l.spool)?;
         if stale > 0 {
@@ -617,7 +562,7 @@ fn start(
             ));
         }
         let limit = cf.get_u32("default_process_limit").map_err(err_cf)?;
-        let ctl = Control::new(l, limit);
+        control = Some(Control::new(l, limit));
         for (addrs, implicit) in [(&listen, false), (&listen_tls, true)] {
             for a in addrs {
                 if implicit && !tls_on {
@@ -628,17 +573,37 @@ fn start(
                 let tcp = runtime
                     .block_on(tokio::net::TcpListener::bind(a.as_str()))
                     .map_err(|x| format!("listen {a}: {x}"))?;
-                (shared.log)(&format!(
-                    "SMTP listener on {a}{}",
-                    if implicit { " (implicit TLS)" } else { "" }
-                ));
-                runtime.spawn(Arc::clone(&ctl).serve(tcp, implicit));
+                tcp_listeners.push((tcp, implicit, a));
             }
         }
-        control = Some(ctl);
     }
-    if let Some(user) = drop_privileges(&cf)? {
-        (shared.log)(&format!("running as {user}"));
+    if let Some(user) = &owner {
+        drop_privileges(user)?;
+        (shared.log)(&format!("running as {}", user.name));
+    }
+    let mut bound = Vec::new();
+    for (listener, protocol, what, path) in sockets {
+        (shared.log)(&format!(
+            "{what} auth socket {} ready; realm {}; mechanisms {}",
+            path.display(),
+            c.realm,
+            socket_mechanisms.join(" ")
+        ));
+        let sh = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name(format!("{what}-auth"))
+            .spawn(move || server::serve(listener, sh, protocol))
+            .map_err(|x| x.to_string())?;
+        bound.push(path);
+    }
+    if let Some(ctl) = &control {
+        for (tcp, implicit, a) in tcp_listeners {
+            (shared.log)(&format!(
+                "SMTP listener on {a}{}",
+                if implicit { " (implicit TLS)" } else { "" }
+            ));
+            runtime.spawn(Arc::clone(ctl).serve(tcp, implicit));
+        }
     }
     loop {
         let sig = signals.wait().map_err(|x| x.to_string())?;
@@ -646,12 +611,24 @@ fn start(
             match (&control, source.load()) {
                 (Some(ctl), Ok(cf2)) => {
                     let rebuilt = common(&cf2).and_then(|c2| {
-                        let store = Store::open_read(&c2.store_path, &c2.open)
-                            .map_err(|x| x.to_string())?;
-                        smtp_listener(&cf2, &c2, Arc::new(store), &aliases)
+                        let old = ctl.listener();
+                        let same_tls = tls::tls_inputs(&cf2)? == tls_now;
+                        // The open store stays: it is always current, and
+                        // after root is given up it may not open again.
+                        let store = if c2.store_path == c.store_path {
+                            Arc::clone(&old.store)
+                        } else {
+                            Arc::new(
+                                Store::open_read(&c2.store_path, &c2.open)
+                                    .map_err(|x| x.to_string())?,
+                            )
+                        };
+                        let l = smtp_listener(&cf2, &c2, store, &aliases, Some((&old, same_tls)))?;
+                        Ok((l, tls::tls_inputs(&cf2)?))
                     });
                     match rebuilt {
-                        Ok(l) => {
+                        Ok((l, tls)) => {
+                            tls_now = tls;
                             *ctl.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(l);
                             (shared.log)(
                                 "reload: configuration read again (listener addresses and sockets unchanged)",

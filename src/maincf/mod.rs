@@ -152,7 +152,7 @@ impl MainCf {
     }
 
     /// A bad value, named with where it was set.
-    fn invalid(&self, key: &str, why: String) -> ConfigError {
+    pub fn invalid(&self, key: &str, why: String) -> ConfigError {
         ConfigError::Invalid {
             origin: self
                 .origin

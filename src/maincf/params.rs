@@ -246,6 +246,11 @@ pub const PARAMS: &[Param] = &[
         help: "AUTH commands per client per minute (mynetworks exempt; 0: no limit)",
     },
     Param {
+        name: "smtpd_client_ipv6_prefix_length",
+        default: "64",
+        help: "IPv6 clients count as one per network of this prefix length (0-128) for smtpd_client_connection_count_limit, smtpd_client_auth_rate_limit and smtpd_auth_failure_limit, here and on the Dovecot socket: one host usually holds a whole /64",
+    },
+    Param {
         name: "smtpd_auth_state_dir",
         default: "",
         help: "state directory, for the SCRAM salt key (scram-salt.key, 0600), the self-signed certificate made when none is configured, and the spool/ of message bodies being received (default: /var/lib/smtpd-auth as root, else ~/.local/state/smtpd-auth)",
@@ -263,7 +268,7 @@ pub const PARAMS: &[Param] = &[
     Param {
         name: "mail_owner",
         default: "postfix",
-        help: "user the daemon runs as after binding its sockets when started as root",
+        help: "user the daemon runs as when started as root: it binds its sockets, gives up root, and only then serves anyone; a user with user or group ID 0 is refused, as Postfix does",
     },
     Param {
         name: "virtual_mailbox_base",

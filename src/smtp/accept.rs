@@ -12,6 +12,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 use super::listener::Listener;
+use crate::authd::limit::client_key;
 
 /// Accept queue length asked for (the kernel caps it at somaxconn).
 const LISTEN_BACKLOG: libc::c_int = 1024;
@@ -116,9 +117,10 @@ impl Control {
             let l = self.listener();
             let ip = peer.ip();
             let exempt = l.policy.trusted(ip);
+            let key = client_key(ip, l.ipv6_prefix);
             let count = {
                 let mut m = self.connections.lock().unwrap_or_else(|p| p.into_inner());
-                let n = m.entry(ip).or_insert(0);
+                let n = m.entry(key).or_insert(0);
                 *n += 1;
                 *n
             };
@@ -151,10 +153,10 @@ impl Control {
                 }
                 {
                     let mut m = me.connections.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Some(n) = m.get_mut(&ip) {
+                    if let Some(n) = m.get_mut(&key) {
                         *n -= 1;
                         if *n == 0 {
-                            m.remove(&ip);
+                            m.remove(&key);
                         }
                     }
                 }

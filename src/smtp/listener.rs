@@ -44,6 +44,9 @@ pub struct Listener {
     pub soft_error_limit: u32,
     /// Simultaneous connections per client (0: no limit).
     pub connection_limit: u32,
+    /// IPv6 clients count per network of this prefix length (see
+    /// [`client_key`]); the limiters key by it too.
+    pub ipv6_prefix: u8,
     /// Longest a whole session may last, however busy (`smtpd_max_session_time`).
     pub session_limit: Duration,
     /// Where message bodies past the in-memory buffer go.

@@ -238,3 +238,40 @@ impl Dovecot {
         self.line()
     }
 }
+
+/// A user's ID (postfix, nobody, ...) from the system's database.
+pub fn uid_of(user: &str) -> u32 {
+    nix::unistd::User::from_name(user)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no user {user} (apt-get install postfix)"))
+        .uid
+        .as_raw()
+}
+
+/// A group's ID from the system's database.
+pub fn gid_of(group: &str) -> u32 {
+    nix::unistd::Group::from_name(group)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no group {group} (apt-get install postfix)"))
+        .gid
+        .as_raw()
+}
+
+/// Started as root, `smtpd-auth` gives root up for `mail_owner`
+/// (postfix) before it serves anyone: let it reach the scratch directory
+/// (to read main.cf again on SIGHUP) and write to `writable` in it (a
+/// Maildir root).
+pub fn open_to_mail_owner(s: &Scratch, writable: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    // Not root: the daemon keeps the tester's identity and needs nothing.
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod scratch");
+    std::fs::create_dir_all(writable).expect("mkdir");
+    std::os::unix::fs::chown(writable, Some(uid_of("postfix")), Some(gid_of("postfix")))
+        .expect("chown to postfix");
+}

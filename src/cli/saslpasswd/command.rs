@@ -38,6 +38,9 @@ Deliberate differences from saslpasswd2:
   * The map grows by itself when full (Cyrus fails with \"generic failure\" after a few hundred
     to a few thousand users with the default 1 MiB map); the new size is recorded in the file.
   * A detail line naming the file, user or realm precedes \"generic failure\".
+  * A password read as empty because its first byte is NUL (printf '\\0x' | saslpasswd -p) is
+    refused with exit status 7 like any empty password; saslpasswd2 stores an empty
+    userPassword and exits 0.
 
 Batch input:
   --batch FILE reads one operation per line from FILE (- for standard input):

@@ -1,0 +1,169 @@
+//! TLS for the SMTP listener: the configured certificate, or a
+//! self-signed one kept in the state directory.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::err_cf;
+use crate::authd::server;
+use crate::maincf::{self, MainCf};
+
+/// The parameters the TLS set-up is made from.
+pub(super) fn tls_inputs(cf: &MainCf) -> Result<Vec<String>, String> {
+    [
+        "smtpd_tls_security_level",
+        "smtpd_tls_cert_file",
+        "smtpd_tls_key_file",
+        "smtpd_auth_state_dir",
+        "myhostname",
+    ]
+    .iter()
+    .map(|k| cf.get(k).map_err(err_cf))
+    .collect()
+}
+
+pub(super) fn tls_config(
+    cf: &MainCf,
+    hostname: &str,
+    log: &server::LogFn,
+) -> Result<Option<tokio_rustls::TlsAcceptor>, String> {
+    use rustls_pki_types::PrivateKeyDer;
+    use rustls_pki_types::pem::PemObject;
+    let e = |x: maincf::ConfigError| x.to_string();
+    if cf
+        .get("smtpd_tls_security_level")
+        .map_err(e)?
+        .eq_ignore_ascii_case("none")
+    {
+        return Ok(None);
+    }
+    let config = match cf.get_path("smtpd_tls_cert_file").map_err(e)? {
+        Some(cert) => {
+            let key = cf
+                .get_path("smtpd_tls_key_file")
+                .map_err(e)?
+                .unwrap_or_else(|| cert.clone());
+            let certs = load_certs(&cert).map_err(|x| format!("smtpd_tls_cert_file {x}"))?;
+            let key = PrivateKeyDer::from_pem_file(&key)
+                .map_err(|x| format!("smtpd_tls_key_file {}: {x}", key.display()))?;
+            server_config(certs, key)?
+        }
+        None => self_signed(cf, hostname, log)?,
+    };
+    Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+}
+
+fn load_certs(path: &Path) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    CertificateDer::pem_file_iter(path)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|x| format!("{}: {x}", path.display()))
+}
+
+/// A TLS server configuration; fails when the key does not match.
+fn server_config(
+    certs: Vec<rustls_pki_types::CertificateDer<'static>>,
+    key: rustls_pki_types::PrivateKeyDer<'static>,
+) -> Result<rustls::ServerConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|x| x.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|x| format!("TLS certificate: {x}"))
+}
+
+/// The state directory: `smtpd_auth_state_dir`, else /var/lib/smtpd-auth
+/// for root, else `$XDG_STATE_HOME/smtpd-auth` (~/.local/state/smtpd-auth).
+pub(super) fn state_dir(cf: &MainCf) -> Result<PathBuf, String> {
+    if let Some(p) = cf.get_path("smtpd_auth_state_dir").map_err(err_cf)? {
+        return Ok(p);
+    }
+    if nix::unistd::geteuid().is_root() {
+        return Ok(PathBuf::from("/var/lib/smtpd-auth"));
+    }
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .ok_or("no state directory: set smtpd_auth_state_dir")?;
+    Ok(base.join("smtpd-auth"))
+}
+
+/// A self-signed certificate for `hostname`, made once and kept in the
+/// state directory (key 0600), so clients that pin it keep working.
+/// Instances starting together on one state directory take turns under
+/// a lock, so none reads a pair another is halfway through writing; each
+/// file is written whole under a temporary name and renamed. A pair that
+/// does not load or match (left by a crash, or by a version without the
+/// lock) is made anew, with a warning, rather than failing every start.
+fn self_signed(
+    cf: &MainCf,
+    hostname: &str,
+    log: &server::LogFn,
+) -> Result<rustls::ServerConfig, String> {
+    use rustls_pki_types::PrivateKeyDer;
+    use rustls_pki_types::pem::PemObject;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let dir = state_dir(cf)?.join("tls");
+    let at = |p: &Path| {
+        let p = p.display().to_string();
+        move |x: std::io::Error| format!("{p}: {x}")
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(at(&dir))?;
+    let lock_path = dir.join("lock");
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(at(&lock_path))?;
+    lock.lock().map_err(at(&lock_path))?;
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let load = || -> Result<rustls::ServerConfig, String> {
+        let certs = load_certs(&cert)?;
+        let k =
+            PrivateKeyDer::from_pem_file(&key).map_err(|x| format!("{}: {x}", key.display()))?;
+        server_config(certs, k)
+    };
+    if cert.exists() || key.exists() {
+        match load() {
+            Ok(config) => return Ok(config),
+            Err(x) => log(&format!(
+                "warning: self-signed certificate in {}: {x}; making a new one",
+                dir.display()
+            )),
+        }
+    }
+    let ck =
+        rcgen::generate_simple_self_signed(vec![hostname.to_string(), "localhost".to_string()])
+            .map_err(|x| x.to_string())?;
+    let write = |path: &Path, text: String, mode: u32| -> Result<(), String> {
+        let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+            .map_err(at(&tmp))?;
+        f.write_all(text.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(at(&tmp))?;
+        std::fs::rename(&tmp, path).map_err(at(path))
+    };
+    write(&key, ck.signing_key.serialize_pem(), 0o600)?;
+    write(&cert, ck.cert.pem(), 0o644)?;
+    // The renames must reach the disk before the lock lets others read.
+    std::fs::File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(at(&dir))?;
+    load()
+}
