@@ -2,7 +2,7 @@
 //!
 //! Three sources of truth, all used side by side:
 //!
-//! * the recorded transcripts (`../shared/spec/cyrus-compat-transcripts.txt`, sections A, C,
+//! * the recorded transcripts (`tests/data/cyrus-compat-transcripts.txt`, sections A, C,
 //!   D, E and F): every scenario of those sections is replayed against our binaries, in file
 //!   order, through the same shell command line, and its stdout, stderr, exit code and stored
 //!   records are compared (section B, the terminal prompts, is covered by the prompt tests;
@@ -11,7 +11,7 @@
 //!   run on the same scenarios in a sibling scratch directory: same exit code, stdout and
 //!   stderr (program name substituted, Berkeley DB's own lines dropped), same stored keys and
 //!   values (theirs read with `db5.3_dump -p`, ours with `mdb_dump`);
-//! * `../shared/anchors/probe-cli.sh`, run for both tool sets and diffed.
+//! * `tests/data/probe-cli.sh`, run for both tool sets and diffed.
 //!
 //! Every place where we differ from Cyrus on purpose says so in a comment starting with
 //! "DELIBERATE" and asserts our behaviour. Nothing here touches /etc/sasldb2, /etc/sasl2 or
@@ -38,21 +38,12 @@ const PATH_ENV: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:
 const CYRUS_VERSION_LINE: &str = "LibSasl version 2.1.28 by \"Cyrus SASL\"";
 
 // ------------------------------------------------------------------------------------------
-// Shared files
+// Test data
 // ------------------------------------------------------------------------------------------
 
-/// The shared spec and anchors, checked out beside the repository (CI: `../shared`).
-fn shared() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
-    assert!(
-        p.join("spec/cyrus-compat-transcripts.txt").is_file()
-            && p.join("anchors/probe-cli.sh").is_file(),
-        "the compatibility suite needs the shared spec and anchors at {} \
-         (spec/cyrus-compat-transcripts.txt, anchors/probe-cli.sh); CI checks them out beside \
-         the repository as ../shared — put a copy there",
-        p.display()
-    );
-    p
+/// A file of `tests/data/` (the recorded Cyrus transcripts, the CLI probe).
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
 }
 
 fn realm() -> &'static str {
@@ -179,7 +170,7 @@ fn parse_transcripts(text: &str) -> Vec<Scenario> {
 fn transcripts() -> &'static [Scenario] {
     static T: OnceLock<Vec<Scenario>> = OnceLock::new();
     T.get_or_init(|| {
-        let path = shared().join("spec/cyrus-compat-transcripts.txt");
+        let path = data("cyrus-compat-transcripts.txt");
         let text = fs::read_to_string(&path).expect("transcripts");
         parse_transcripts(&text)
     })
@@ -2589,7 +2580,7 @@ fn password_fd() {
 }
 
 // ------------------------------------------------------------------------------------------
-// anchors/probe-cli.sh, both tool sets, diffed
+// tests/data/probe-cli.sh, both tool sets, diffed
 // ------------------------------------------------------------------------------------------
 
 /// The probe's output cut at its `=== label` lines.
@@ -2607,7 +2598,7 @@ fn probe_blocks(text: &str) -> Vec<(String, Vec<String>)> {
 
 #[test]
 fn probe_cli_cyrus_vs_ours() {
-    let probe = shared().join("anchors/probe-cli.sh");
+    let probe = data("probe-cli.sh");
     let s = Scratch::new();
     // Both tool sets by bare name through PATH: glibc's getopt messages show argv[0] as
     // given, and the probe only normalises the base name.
