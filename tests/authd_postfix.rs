@@ -53,7 +53,9 @@ fn need(program: &str, package: &str) -> PathBuf {
             return p;
         }
     }
-    panic!("{program} not found: apt-get install {package}");
+    common::harness::missing(&format!(
+        "`{program}` (Debian package {package}: apt-get install {package})"
+    ))
 }
 
 /// Run to completion within `limit` (killed and failed past it).
@@ -637,7 +639,6 @@ fn saslauthd_request(fields: [&[u8]; 4]) -> Vec<u8> {
 
 // -------------------------------------------------------------- testsaslauthd
 
-#[test]
 fn testsaslauthd_against_our_saslauthd_socket() {
     let lab = Lab::new();
     let mux = lab.path("mux");
@@ -701,7 +702,6 @@ fn testsaslauthd_against_our_saslauthd_socket() {
 
 // ------------------------------------------------------ Postfix, dovecot type
 
-#[test]
 fn postfix_with_dovecot_sasl_on_our_socket() {
     let lab = Lab::new();
     let mut pf = Postfix::new(&lab, Sasl::Dovecot);
@@ -842,7 +842,6 @@ fn postfix_with_dovecot_sasl_on_our_socket() {
     assert!(!pflog.contains("fatal"), "{pflog}");
 }
 
-#[test]
 fn postfix_rip_feeds_the_failure_limit() {
     let lab = Lab::new();
     let mut pf = Postfix::new(&lab, Sasl::Dovecot);
@@ -895,7 +894,6 @@ fn postfix_rip_feeds_the_failure_limit() {
     );
 }
 
-#[test]
 fn postfix_says_secured_after_starttls_and_plaintext_waits_for_it() {
     let lab = Lab::new();
     let (cert, key) = (lab.path("cert.pem"), lab.path("key.pem"));
@@ -969,7 +967,6 @@ fn postfix_says_secured_after_starttls_and_plaintext_waits_for_it() {
 
 // -------------------------------------------------- Postfix, Cyrus saslauthd
 
-#[test]
 fn postfix_with_cyrus_saslauthd_on_our_socket() {
     let lab = Lab::new();
     let run = lab.path("saslauthd");
@@ -1017,7 +1014,6 @@ fn postfix_with_cyrus_saslauthd_on_our_socket() {
 
 // ---------------------------------------------------------- daemon behaviour
 
-#[test]
 fn stale_socket_replaced_live_one_refused_sockets_removed_on_sigterm() {
     let lab = Lab::new();
     let dove = lab.path("auth");
@@ -1111,7 +1107,6 @@ fn stale_socket_replaced_live_one_refused_sockets_removed_on_sigterm() {
     assert!(!dove.exists() && !mux.exists(), "{}", d.log());
 }
 
-#[test]
 fn hung_and_garbage_clients_do_not_block_others() {
     let lab = Lab::new();
     let dove = lab.path("auth");
@@ -1238,7 +1233,6 @@ fn hung_and_garbage_clients_do_not_block_others() {
     );
 }
 
-#[test]
 fn many_concurrent_clients() {
     let lab = Lab::new();
     let dove = lab.path("auth");
@@ -1327,7 +1321,6 @@ fn many_concurrent_clients() {
     );
 }
 
-#[test]
 fn failure_limit_by_rip_with_exceptions_over_the_dovecot_socket() {
     let lab = Lab::new();
     let dove = lab.path("auth");
@@ -1396,7 +1389,6 @@ fn failure_limit_by_rip_with_exceptions_over_the_dovecot_socket() {
     );
 }
 
-#[test]
 fn client_certificate_requirement_through_the_daemon() {
     let lab = Lab::new();
     let dove = lab.path("auth");
@@ -1423,7 +1415,6 @@ fn client_certificate_requirement_through_the_daemon() {
     assert!(c.line().starts_with("OK\t2\tuser=alice@"));
 }
 
-#[test]
 fn out_of_descriptors_the_queued_clients_are_served_once_some_close() {
     let lab = Lab::new();
     let dove = lab.path("auth");
@@ -1441,7 +1432,7 @@ fn out_of_descriptors_the_queued_clients_are_served_once_some_close() {
         .unwrap()
         .count();
     let limit = open_fds + 4;
-    let o = Command::new("prlimit")
+    let o = Command::new(need("prlimit", "util-linux"))
         .arg(format!("--pid={pid}"))
         .arg(format!("--nofile={limit}:{limit}"))
         .output()
@@ -1470,4 +1461,22 @@ fn out_of_descriptors_the_queued_clients_are_served_once_some_close() {
         greeted(&queued, Duration::from_secs(3)),
         "queued client never accepted"
     );
+}
+
+crate::tests!(
+    testsaslauthd_against_our_saslauthd_socket,
+    postfix_with_dovecot_sasl_on_our_socket,
+    postfix_rip_feeds_the_failure_limit,
+    postfix_says_secured_after_starttls_and_plaintext_waits_for_it,
+    postfix_with_cyrus_saslauthd_on_our_socket,
+    stale_socket_replaced_live_one_refused_sockets_removed_on_sigterm,
+    hung_and_garbage_clients_do_not_block_others,
+    many_concurrent_clients,
+    failure_limit_by_rip_with_exceptions_over_the_dovecot_socket,
+    client_certificate_requirement_through_the_daemon,
+    out_of_descriptors_the_queued_clients_are_served_once_some_close,
+);
+
+fn main() {
+    common::harness::run(tests())
 }

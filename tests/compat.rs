@@ -43,7 +43,9 @@ const CYRUS_VERSION_LINE: &str = "LibSasl version 2.1.28 by \"Cyrus SASL\"";
 
 /// A file of `tests/data/` (the recorded Cyrus transcripts, the CLI probe).
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 fn realm() -> &'static str {
@@ -329,6 +331,19 @@ struct Side {
 
 impl Side {
     fn new(root: &Path, tool: Tool) -> Side {
+        match tool {
+            Tool::Ours => {
+                for prog in ["mdb_dump", "mdb_load", "mdb_stat"] {
+                    need(prog, "lmdb-utils");
+                }
+            }
+            Tool::Cyrus => {
+                need(CY_PW, "sasl2-bin");
+                need(CY_LU, "sasl2-bin");
+                need("db5.3_dump", "db5.3-util");
+                need("db5.3_load", "db5.3-util");
+            }
+        }
         let t = root.join(match tool {
             Tool::Ours => "ours",
             Tool::Cyrus => "cyrus",
@@ -784,6 +799,7 @@ fn lines_of(s: &str) -> Vec<&str> {
 }
 
 fn mdb_stat(db: &Path) -> String {
+    need("mdb_stat", "lmdb-utils");
     let o = Command::new("mdb_stat")
         .args(["-n", "-e"])
         .arg(db)
@@ -833,6 +849,7 @@ for line in sys.stdin:
         .iter()
         .map(|(p, v)| serde_json::to_string(&(p, v)).expect("json") + "\n")
         .collect();
+    need(PY, "python3");
     let o = run_cmd(
         Command::new(PY).arg("-c").arg(SCRIPT),
         Some(input.as_bytes()),
@@ -851,7 +868,6 @@ fn value_of<'a>(recs: &'a [(Vec<u8>, Vec<u8>)], k: &[u8]) -> Option<&'a str> {
 // Section A: arguments, password input, realms, config errors, sasldblistusers2
 // ------------------------------------------------------------------------------------------
 
-#[test]
 fn transcript_a_arguments_input_realms_config() {
     let pair = Pair::new();
     pair.mkdir("E");
@@ -961,7 +977,6 @@ fn transcript_a_arguments_input_realms_config() {
 // Section C: SCRAM secrets (authPassword)
 // ------------------------------------------------------------------------------------------
 
-#[test]
 fn transcript_c_scram_secrets() {
     let pair = Pair::new();
     pair.mkdir("E");
@@ -1082,7 +1097,6 @@ fn transcript_c_scram_secrets() {
 // Sections D and E: the same suite on Debian (BDB) and on the LMDB build
 // ------------------------------------------------------------------------------------------
 
-#[test]
 fn transcripts_d_and_e_side_by_side() {
     let pair = Pair::new();
     let realm = realm();
@@ -1294,7 +1308,6 @@ fn transcripts_d_and_e_side_by_side() {
 // Section F: LMDB layout, limits, legacy properties, malformed keys, map size
 // ------------------------------------------------------------------------------------------
 
-#[test]
 fn transcript_f_lmdb_layout_limits_legacy_malformed_map() {
     let pair = Pair::new();
     let (ours, cy) = (&pair.ours, &pair.cy);
@@ -1545,7 +1558,6 @@ fn sc_list_bad() -> Scenario {
 // spec §3: saslpasswd2 command line, side by side with Debian
 // ------------------------------------------------------------------------------------------
 
-#[test]
 fn saslpasswd_command_line_side_by_side() {
     let pair = Pair::new();
     let realm = realm();
@@ -1687,7 +1699,6 @@ fn saslpasswd_command_line_side_by_side() {
     );
 }
 
-#[test]
 fn saslpasswd_config_errors_side_by_side() {
     let pair = Pair::new();
     pair.conf(
@@ -1761,7 +1772,6 @@ fn saslpasswd_config_errors_side_by_side() {
     );
 }
 
-#[test]
 fn password_input_rules_side_by_side() {
     let pair = Pair::new();
     let realm = realm();
@@ -1865,7 +1875,6 @@ fn password_input_rules_side_by_side() {
     );
 }
 
-#[test]
 fn delete_side_by_side() {
     let pair = Pair::new();
     // -d on a missing file succeeds and creates an empty store (no password is read).
@@ -1945,7 +1954,6 @@ fn delete_side_by_side() {
     assert_eq!(r.rc, 1);
 }
 
-#[test]
 fn noplain_and_delete_secrets_differ_deliberately() {
     let pair = Pair::new();
     let realm = realm();
@@ -2052,7 +2060,6 @@ fn noplain_and_delete_secrets_differ_deliberately() {
 // spec §4: sasldblistusers2, side by side with Debian
 // ------------------------------------------------------------------------------------------
 
-#[test]
 fn sasldblistusers_command_line_side_by_side() {
     let pair = Pair::new();
     for user in ["bob", "alice"] {
@@ -2197,7 +2204,6 @@ fn sasldblistusers_command_line_side_by_side() {
     assert_eq!(r.out, format!("z@{}: userPassword\n", realm()));
 }
 
-#[test]
 fn symlinked_store_path_is_refused() {
     let pair = Pair::new();
     for side in [&pair.ours, &pair.cy] {
@@ -2268,7 +2274,6 @@ fn symlinked_store_path_is_refused() {
 // Our extensions: --format, --realm, --check, --dry-run, --password-fd
 // ------------------------------------------------------------------------------------------
 
-#[test]
 fn listing_formats_and_realm_filter() {
     let scratch = Scratch::new();
     let s = Side::new(scratch.dir.path(), Tool::Ours);
@@ -2417,7 +2422,6 @@ fn listing_formats_and_realm_filter() {
     assert_eq!((r.rc, r.err.lines().last()), (0, Some("listusers failed")));
 }
 
-#[test]
 fn check_outcomes() {
     let s = Scratch::new();
     let s = Side::new(s.dir.path(), Tool::Ours);
@@ -2495,7 +2499,6 @@ fn check_outcomes() {
     assert_eq!(r.rc, 1);
 }
 
-#[test]
 fn dry_run_writes_nothing() {
     let s = Scratch::new();
     let s = Side::new(s.dir.path(), Tool::Ours);
@@ -2547,7 +2550,6 @@ fn dry_run_writes_nothing() {
     );
 }
 
-#[test]
 fn password_fd() {
     let s = Scratch::new();
     let s = Side::new(s.dir.path(), Tool::Ours);
@@ -2596,7 +2598,6 @@ fn probe_blocks(text: &str) -> Vec<(String, Vec<String>)> {
     blocks
 }
 
-#[test]
 fn probe_cli_cyrus_vs_ours() {
     let probe = data("probe-cli.sh");
     let s = Scratch::new();
@@ -2696,7 +2697,6 @@ fn probe_cli_cyrus_vs_ours() {
 // spec §3.2: the default realm is gethostname() lower-cased
 // ------------------------------------------------------------------------------------------
 
-#[test]
 fn default_realm_is_the_lowercased_host_name() {
     let pair = Pair::new();
     let unshare = Command::new("unshare").args(["--uts", "true"]).output();
@@ -2737,4 +2737,28 @@ fn default_realm_is_the_lowercased_host_name() {
         recs.iter()
             .any(|(k, _)| *k == key("b", "myhost", "userPassword"))
     );
+}
+
+crate::tests!(
+    transcript_a_arguments_input_realms_config,
+    transcript_c_scram_secrets,
+    transcripts_d_and_e_side_by_side,
+    transcript_f_lmdb_layout_limits_legacy_malformed_map,
+    saslpasswd_command_line_side_by_side,
+    saslpasswd_config_errors_side_by_side,
+    password_input_rules_side_by_side,
+    delete_side_by_side,
+    noplain_and_delete_secrets_differ_deliberately,
+    sasldblistusers_command_line_side_by_side,
+    symlinked_store_path_is_refused,
+    listing_formats_and_realm_filter,
+    check_outcomes,
+    dry_run_writes_nothing,
+    password_fd,
+    probe_cli_cyrus_vs_ours,
+    default_realm_is_the_lowercased_host_name,
+);
+
+fn main() {
+    common::harness::run(tests())
 }

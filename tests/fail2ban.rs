@@ -58,6 +58,7 @@ fn produce_log(s: &Scratch, syslog_name: &str, good: usize, bad: usize) -> PathB
     for mech in ["PLAIN", "LOGIN", "CRAM-MD5"] {
         for (n, pw) in [(good, "alice-pw"), (bad, "wrong")] {
             for _ in 0..n {
+                need("swaks", "swaks");
                 let o = Command::new("swaks")
                     .args([
                         "--server",
@@ -95,6 +96,7 @@ fn produce_log(s: &Scratch, syslog_name: &str, good: usize, bad: usize) -> PathB
 
 /// fail2ban-regex's "matched" count.
 fn matched(log: &Path, filter: &str) -> usize {
+    need("fail2ban-regex", "fail2ban");
     let o = Command::new("fail2ban-regex")
         .arg(log)
         .arg(filter)
@@ -132,7 +134,6 @@ fn our_filter(s: &Scratch) -> String {
     dir.join("smtpd-auth.conf").display().to_string()
 }
 
-#[test]
 fn shipped_filter_matches_failures_only() {
     let s = Scratch::new();
     let log = produce_log(&s, "smtpd-auth", 2, 3);
@@ -145,7 +146,6 @@ fn shipped_filter_matches_failures_only() {
     assert_eq!(matched(&ok_only, &our_filter(&s2)), 0);
 }
 
-#[test]
 fn debian_postfix_filter_matches_with_a_postfix_syslog_name() {
     let s = Scratch::new();
     let log = produce_log(&s, "postfix-submission", 1, 2);
@@ -160,7 +160,6 @@ fn debian_postfix_filter_matches_with_a_postfix_syslog_name() {
 /// The Dovecot auth socket's failure lines (smtpd-auth/auth, Postfix's
 /// client address from rip=) are matched too, one per failure, and name
 /// the address fail2ban must ban, not the socket's peer.
-#[test]
 fn shipped_filter_matches_auth_socket_failures() {
     let s = Scratch::new();
     s.users(&[("alice", "alice-pw")]);
@@ -218,4 +217,14 @@ fn shipped_filter_matches_auth_socket_failures() {
         "{text}"
     );
     assert_eq!(matched(&log, &our_filter(&s)), 3, "{text}");
+}
+
+crate::tests!(
+    shipped_filter_matches_failures_only,
+    debian_postfix_filter_matches_with_a_postfix_syslog_name,
+    shipped_filter_matches_auth_socket_failures,
+);
+
+fn main() {
+    common::harness::run(tests())
 }

@@ -3,6 +3,7 @@
 //! This test regenerates them in memory and fails when a committed file
 //! differs; `SASLDB_REGENERATE=1 cargo test --test generated` rewrites them.
 //! It also runs the bash completion through a real bash.
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -255,7 +256,6 @@ fn write_atomically(path: &Path, bytes: &[u8]) {
     std::fs::rename(&tmp, path).expect("rename into place");
 }
 
-#[test]
 fn generated_files_are_current() {
     let regenerate = std::env::var_os(REGENERATE_VAR).is_some_and(|v| v == "1");
     let mut stale = Vec::new();
@@ -283,7 +283,6 @@ fn generated_files_are_current() {
     );
 }
 
-#[test]
 fn man_pages_carry_the_after_help_texts() {
     let page = String::from_utf8(man_page(
         &sasldb::cli::saslpasswd::command(),
@@ -334,7 +333,6 @@ fn bash(script: &str) -> std::process::Output {
         .expect("run bash (Debian package: bash)")
 }
 
-#[test]
 fn bash_completion_files_parse() {
     for (name, _, _) in tools() {
         let file = completion_path(Shell::Bash, name);
@@ -384,7 +382,6 @@ printf '%s\n' "${{COMPREPLY[@]}}"
         .collect()
 }
 
-#[test]
 fn bash_completes_long_options() {
     assert_eq!(
         complete("saslpasswd", &["saslpasswd", "--bat"]),
@@ -401,4 +398,15 @@ fn bash_completes_long_options() {
     // A value from the definition's list of possible values.
     let formats = complete("sasldblistusers", &["sasldblistusers", "--format", ""]);
     assert_eq!(formats, ["compat", "table", "json"]);
+}
+
+crate::tests!(
+    generated_files_are_current,
+    man_pages_carry_the_after_help_texts,
+    bash_completion_files_parse,
+    bash_completes_long_options,
+);
+
+fn main() {
+    common::harness::run(tests())
 }

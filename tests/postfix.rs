@@ -27,6 +27,8 @@ impl Lab {
         let conf = s.path("postfix");
         std::fs::create_dir_all(&conf).unwrap();
         std::fs::create_dir_all(s.path("queue")).unwrap();
+        need_file("/usr/share/postfix/master.cf.dist", "postfix");
+        need("postconf", "postfix");
         std::fs::copy("/usr/share/postfix/master.cf.dist", conf.join("master.cf")).expect(
             "/usr/share/postfix/master.cf.dist (Debian master.cf; apt-get install postfix)",
         );
@@ -84,7 +86,6 @@ fn assert_modes(path: &Path, gid: u32) {
     }
 }
 
-#[test]
 fn realm_is_the_one_postfix_looks_up() {
     let lab = Lab::new("");
     let db = lab.db();
@@ -137,7 +138,6 @@ fn realm_is_the_one_postfix_looks_up() {
     );
 }
 
-#[test]
 fn realm_is_said_on_a_terminal() {
     let lab = Lab::new("");
     let cmd = format!(
@@ -146,6 +146,7 @@ fn realm_is_said_on_a_terminal() {
         lab.s.conf_dir().display(),
         lab.db()
     );
+    need("script", "util-linux");
     let out = Command::new("script")
         .args(["-q", "-e", "-c", &cmd, "/dev/null"])
         .output()
@@ -159,7 +160,6 @@ fn realm_is_said_on_a_terminal() {
     assert!(text.contains("published to "), "{text:?}");
 }
 
-#[test]
 fn every_change_is_published_with_postfix_modes() {
     let lab = Lab::new("");
     let db = lab.db();
@@ -213,7 +213,6 @@ fn every_change_is_published_with_postfix_modes() {
     assert_eq!(mdb_dump(&lab.copy()), mdb_dump(&lab.s.db()));
 }
 
-#[test]
 fn integration_stays_off_unless_asked_for_a_scratch_path() {
     let lab = Lab::new("");
     let db = lab.db();
@@ -260,7 +259,6 @@ fn integration_stays_off_unless_asked_for_a_scratch_path() {
     );
 }
 
-#[test]
 fn hard_links_and_symlinks_are_refused() {
     let lab = Lab::new("");
     let db = lab.db();
@@ -313,7 +311,6 @@ while True:
 print(reads, bad, last, flush=True)
 "#;
 
-#[test]
 fn a_reader_holding_the_copy_open_sees_only_whole_states() {
     let lab = Lab::new("");
     let src = lab.s.db();
@@ -340,6 +337,7 @@ fn a_reader_holding_the_copy_open_sees_only_whole_states() {
     };
     set(0);
     let stop = lab.s.path("stop");
+    need_python_lmdb();
     let mut reader = Command::new("/usr/bin/python3")
         .args(["-c", READER])
         .arg(lab.copy())
@@ -365,4 +363,17 @@ fn a_reader_holding_the_copy_open_sees_only_whole_states() {
     assert!(reads > 10, "the reader barely ran: {reads}");
     assert_eq!(last, 1000, "the reader's final read saw the final state");
     assert_eq!(mdb_dump(&lab.copy()), mdb_dump(&src));
+}
+
+crate::tests!(
+    realm_is_the_one_postfix_looks_up,
+    realm_is_said_on_a_terminal,
+    every_change_is_published_with_postfix_modes,
+    integration_stays_off_unless_asked_for_a_scratch_path,
+    hard_links_and_symlinks_are_refused,
+    a_reader_holding_the_copy_open_sees_only_whole_states,
+);
+
+fn main() {
+    common::harness::run(tests())
 }

@@ -16,7 +16,6 @@ fn slow_batch(s: &Scratch) -> std::path::PathBuf {
     f
 }
 
-#[test]
 fn progress_on_a_terminal_only() {
     let s = Scratch::new();
     let f = slow_batch(&s);
@@ -27,6 +26,7 @@ fn progress_on_a_terminal_only() {
         db.display()
     );
     // script(1) gives the tool a real pty on stdout and stderr.
+    need("script", "util-linux");
     let out = Command::new("script")
         .args(["-q", "-e", "-c", &cmd, "/dev/null"])
         .env("SASL_CONF_PATH", s.conf_dir())
@@ -67,4 +67,10 @@ fn progress_on_a_terminal_only() {
         "saslpasswd: batch: 400 operations: 400 created, 0 updated, 0 unchanged, 0 deleted, 0 absent\n"
     );
     assert_eq!(mdb_dump(&db2).len(), 800); // userPassword + authPassword each
+}
+
+crate::tests!(progress_on_a_terminal_only,);
+
+fn main() {
+    common::harness::run(tests())
 }

@@ -25,7 +25,6 @@ fn long_pw(tag: &str) -> String {
     format!("{}-{tag}", "x".repeat(300))
 }
 
-#[test]
 fn parallel_single_calls_and_batches_lose_nothing() {
     require_tools();
     let s = Scratch::new();
@@ -180,4 +179,10 @@ fn parallel_single_calls_and_batches_lose_nothing() {
         dir_listing(s.dir.path()),
         ["batches", "conf", "sasldb2", "sasldb2-lock"]
     );
+}
+
+crate::tests!(parallel_single_calls_and_batches_lose_nothing,);
+
+fn main() {
+    common::harness::run(tests())
 }

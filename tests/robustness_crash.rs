@@ -21,6 +21,7 @@ const UPDATED: usize = 100; // pre100..pre199 get a new password
 /// The data part of `mdb_dump -n` (hex, after the header, so the map size
 /// line does not count): cheap to compare for 100k entries.
 fn dump_data(db: &Path) -> Vec<u8> {
+    need("mdb_dump", "lmdb-utils");
     let o = Command::new("mdb_dump")
         .arg("-n")
         .arg(db)
@@ -91,7 +92,6 @@ enum State {
     All,
 }
 
-#[test]
 fn kill_9_during_a_100k_batch_leaves_all_or_nothing() {
     require_tools();
     let test_start = Instant::now();
@@ -232,4 +232,10 @@ fn kill_9_during_a_100k_batch_leaves_all_or_nothing() {
         "no kill hit the running write transaction: {outcomes:?}"
     );
     assert_eq!(outcomes[0].1, State::None, "kill before open");
+}
+
+crate::tests!(kill_9_during_a_100k_batch_leaves_all_or_nothing,);
+
+fn main() {
+    common::harness::run(tests())
 }

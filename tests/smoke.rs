@@ -1,7 +1,6 @@
 mod common;
 use common::*;
 
-#[test]
 fn create_list_delete_round_trip() {
     let s = Scratch::new();
     let db = s.db();
@@ -28,4 +27,10 @@ fn create_list_delete_round_trip() {
     );
     assert!(o.status.success());
     assert!(mdb_dump(&s.db()).is_empty());
+}
+
+crate::tests!(create_list_delete_round_trip,);
+
+fn main() {
+    common::harness::run(tests())
 }

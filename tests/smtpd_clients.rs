@@ -56,6 +56,7 @@ impl Daemon {
         s.users(&[("alice", "alice-pw"), ("bob", "bob pw")]);
         let cert = s.path("cert.pem");
         let key = s.path("key.pem");
+        need("openssl", "openssl");
         let o = Command::new("openssl")
             .args([
                 "req",
@@ -138,6 +139,7 @@ fn swaks(d: &Daemon, args: &[&str]) -> (bool, String) {
 }
 
 fn swaks_port(port: u16, args: &[&str]) -> (bool, String) {
+    need("swaks", "swaks");
     let out = Command::new("swaks")
         .args(["--server", "127.0.0.1", "--port", &port.to_string()])
         .args([
@@ -157,7 +159,6 @@ fn swaks_port(port: u16, args: &[&str]) -> (bool, String) {
     )
 }
 
-#[test]
 fn swaks_every_mechanism_with_and_without_tls() {
     let d = Daemon::start(&[]);
     for mech in ["PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5"] {
@@ -232,7 +233,6 @@ fn swaks_every_mechanism_with_and_without_tls() {
     );
 }
 
-#[test]
 fn relay_needs_auth() {
     let d = Daemon::start(&[]);
     // 127.0.0.1 is not in mynetworks here: no relay without AUTH.
@@ -250,11 +250,11 @@ fn relay_needs_auth() {
     assert!(ok, "{out}");
 }
 
-#[test]
 fn gsasl_scram_and_scram_plus() {
     let d = Daemon::start(&[]);
     let port = d.port.to_string();
     let run = |mech: &str, pw: &str, tls: bool, extra: &[&str]| {
+        need("gsasl", "gsasl");
         let mut c = Command::new("gsasl");
         c.args([
             "--smtp",
@@ -304,11 +304,11 @@ fn gsasl_scram_and_scram_plus() {
     assert!(!ok);
 }
 
-#[test]
 fn msmtp_curl_and_smtplib_deliver() {
     let d = Daemon::start(&[]);
     let msg = d.s.path("msg.eml");
     std::fs::write(&msg, "Subject: t\r\n\r\nhello\r\n.leading dot\r\n").unwrap();
+    need("msmtp", "msmtp");
     let o = Command::new("msmtp")
         .args([
             "--host=127.0.0.1",
@@ -331,6 +331,7 @@ fn msmtp_curl_and_smtplib_deliver() {
         "msmtp: {}",
         String::from_utf8_lossy(&o.stderr)
     );
+    need("curl", "curl");
     let o = Command::new("curl")
         .args([
             "-sS",
@@ -359,6 +360,7 @@ fn msmtp_curl_and_smtplib_deliver() {
         "import smtplib\nfor m in ['CRAM-MD5','PLAIN','LOGIN']:\n    s=smtplib.SMTP('127.0.0.1',{})\n    s.ehlo(); s.user, s.password = 'alice', 'alice-pw'\n    code, _ = s.auth(m, getattr(s, 'auth_' + m.lower().replace('-', '_')))\n    assert code == 235, (m, code)\n    s.sendmail('alice@example.org', ['bob@example.org'], 'Subject: py\\r\\n\\r\\nx\\r\\n')\n    s.quit()\n",
         d.port
     );
+    need("/usr/bin/python3", "python3");
     let o = Command::new("/usr/bin/python3")
         .args(["-c", &script])
         .output()
@@ -387,6 +389,7 @@ fn msmtp_curl_and_smtplib_deliver() {
 
 fn smtp_sink(dir: &Path, port: u16) -> Child {
     std::fs::create_dir_all(dir).unwrap();
+    need("smtp-sink", "postfix");
     let mut c = Command::new("smtp-sink")
         .arg("-u")
         .arg("postfix")
@@ -411,7 +414,6 @@ fn smtp_sink(dir: &Path, port: u16) -> Child {
     c
 }
 
-#[test]
 fn forwarding_to_the_next_hop_and_next_hop_down() {
     let hop = free_port();
     let d = Daemon::start(&["-o", &format!("relayhost=[127.0.0.1]:{hop}")]);
@@ -464,7 +466,6 @@ fn forwarding_to_the_next_hop_and_next_hop_down() {
     assert!(!ok && out.contains("451 4.3.0"), "{out}");
 }
 
-#[test]
 fn bare_lf_and_oversize_lines_are_refused() {
     use std::io::Write;
     let d = Daemon::start(&[]);
@@ -519,7 +520,6 @@ fn raw(port: u16, bytes: &[u8]) -> String {
     out
 }
 
-#[test]
 fn auth_only_after_tls_by_default_when_tls_is_available() {
     // The last -o wins: back to the default (unset).
     let d = Daemon::start(&["-o", "smtpd_tls_auth_only="]);
@@ -560,7 +560,6 @@ fn auth_only_after_tls_by_default_when_tls_is_available() {
     assert!(!out.contains("AUTH"), "AUTH advertised before TLS: {out}");
 }
 
-#[test]
 fn pipelining_violations_connection_and_auth_rate_limits() {
     let d = Daemon::start(&[
         "-o",
@@ -611,6 +610,7 @@ fn pipelining_violations_connection_and_auth_rate_limits() {
         "import smtplib\ns=smtplib.SMTP('127.0.0.1',{})\ns.ehlo()\ncodes=[]\nfor i in range(3):\n    c,_=s.docmd('AUTH','PLAIN AGFsaWNlAHdyb25n')\n    codes.append(c)\nprint(codes)\n",
         d.port
     );
+    need("/usr/bin/python3", "python3");
     let o = Command::new("/usr/bin/python3")
         .args(["-c", &script])
         .output()
@@ -624,7 +624,6 @@ fn pipelining_violations_connection_and_auth_rate_limits() {
     );
 }
 
-#[test]
 fn sigterm_lets_a_session_finish_and_sighup_reloads() {
     use std::io::{BufRead, BufReader, Write};
     let d = Daemon::start(&[]);
@@ -770,8 +769,9 @@ fn sigterm_lets_a_session_finish_and_sighup_reloads() {
     let _ = child.wait();
 }
 
-#[test]
 fn drops_root_for_mail_owner() {
+    // It starts as root and switches to the postfix user.
+    need_root();
     // Scratch paths must be reachable by postfix for the Maildir.
     let d = Daemon::start(&["-o", "mail_owner=postfix"]);
     let _ = Command::new("chmod")
@@ -813,7 +813,6 @@ fn drops_root_for_mail_owner() {
     assert!(ok && out.contains("235"), "{out}");
 }
 
-#[test]
 fn self_signed_certificate_is_made_once_in_the_state_directory() {
     use std::os::unix::fs::PermissionsExt;
     let s = Scratch::new();
@@ -858,7 +857,6 @@ fn self_signed_certificate_is_made_once_in_the_state_directory() {
     let _ = c.wait();
 }
 
-#[test]
 fn commands_pipelined_behind_starttls_are_never_run() {
     use std::io::Write;
     let d = Daemon::start(&[]);
@@ -879,7 +877,6 @@ fn commands_pipelined_behind_starttls_are_never_run() {
     );
 }
 
-#[test]
 fn a_user_added_while_running_logs_in_without_a_restart() {
     let d = Daemon::start(&[]);
     let (ok, _) = swaks(
@@ -955,7 +952,6 @@ fn a_user_added_while_running_logs_in_without_a_restart() {
     assert!(!ok);
 }
 
-#[test]
 fn a_session_has_a_total_time_limit() {
     use std::io::{BufRead, BufReader, Write};
     let d = Daemon::start(&["-o", "smtpd_max_session_time=2s"]);
@@ -985,7 +981,6 @@ fn a_session_has_a_total_time_limit() {
     );
 }
 
-#[test]
 fn bad_configuration_values_name_where_they_were_set() {
     let s = Scratch::new();
     s.users(&[("alice", "alice-pw")]);
@@ -1031,4 +1026,26 @@ fn bad_configuration_values_name_where_they_were_set() {
         err.contains("-o: parameter smtpd_tls_auth_only: \"maybe\" is not yes or no"),
         "{err}"
     );
+}
+
+crate::tests!(
+    swaks_every_mechanism_with_and_without_tls,
+    relay_needs_auth,
+    gsasl_scram_and_scram_plus,
+    msmtp_curl_and_smtplib_deliver,
+    forwarding_to_the_next_hop_and_next_hop_down,
+    bare_lf_and_oversize_lines_are_refused,
+    auth_only_after_tls_by_default_when_tls_is_available,
+    pipelining_violations_connection_and_auth_rate_limits,
+    sigterm_lets_a_session_finish_and_sighup_reloads,
+    drops_root_for_mail_owner,
+    self_signed_certificate_is_made_once_in_the_state_directory,
+    commands_pipelined_behind_starttls_are_never_run,
+    a_user_added_while_running_logs_in_without_a_restart,
+    a_session_has_a_total_time_limit,
+    bad_configuration_values_name_where_they_were_set,
+);
+
+fn main() {
+    common::harness::run(tests())
 }

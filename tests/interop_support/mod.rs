@@ -13,32 +13,13 @@ use std::time::{Duration, Instant};
 /// (A `python3` found on PATH may be another interpreter without lmdb.)
 pub const PYTHON: &str = "/usr/bin/python3";
 
-/// Fail (never skip) when the Debian tools are missing, naming the package.
+/// The Debian tools these tests drive: missing ones skip the test (see
+/// `common::harness`), or fail it under CI.
 pub fn require_tools() {
-    for (tool, pkg) in [
-        ("mdb_dump", "lmdb-utils"),
-        ("mdb_load", "lmdb-utils"),
-        ("mdb_stat", "lmdb-utils"),
-    ] {
-        let ok = Command::new(tool)
-            .arg("-V")
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        assert!(
-            ok,
-            "{tool} not found or not working: install the Debian package {pkg} (apt-get install -y {pkg})"
-        );
+    for tool in ["mdb_dump", "mdb_load", "mdb_stat"] {
+        super::common::need(tool, "lmdb-utils");
     }
-    let ok = Command::new(PYTHON)
-        .args(["-c", "import lmdb"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "{PYTHON} cannot import lmdb: install the Debian package python3-lmdb (apt-get install -y python3-lmdb)"
-    );
+    super::common::need_python_lmdb();
 }
 
 /// A long-lived python3-lmdb process holding the environment open and
@@ -123,6 +104,7 @@ for line in sys.stdin:
 
 impl PyPeer {
     pub fn spawn(db: &Path, mode: &str, map_size: Option<usize>) -> PyPeer {
+        super::common::need_python_lmdb();
         let mut cmd = Command::new(PYTHON);
         cmd.arg("-c").arg(PEER_SCRIPT).arg(db).arg(mode);
         if let Some(m) = map_size {
@@ -227,6 +209,7 @@ pub fn unhex(s: &str) -> Vec<u8> {
 
 /// Run a Python snippet with Debian's interpreter; `args` become sys.argv[1:].
 pub fn python(script: &str, args: &[&str]) -> Output {
+    super::common::need_python_lmdb();
     let o = Command::new(PYTHON)
         .arg("-c")
         .arg(script)
@@ -244,6 +227,7 @@ pub fn python(script: &str, args: &[&str]) -> Output {
 /// `mdb_stat -n -e` of a store, as name -> value for the numeric fields
 /// ("Map size", "Entries", "Page size", "Max readers", ...).
 pub fn mdb_stat(db: &Path) -> Vec<(String, u64)> {
+    super::common::need("mdb_stat", "lmdb-utils");
     let o = Command::new("mdb_stat")
         .args(["-n", "-e"])
         .arg(db)
