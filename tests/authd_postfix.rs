@@ -128,6 +128,8 @@ struct Lab {
 
 impl Lab {
     fn new() -> Lab {
+        // Sockets and stores go to Postfix's user and group; the daemons drop root.
+        need_root();
         let s = Scratch::new();
         std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o755))
             .expect("chmod scratch");
@@ -490,7 +492,8 @@ impl Drop for Postfix {
             return;
         }
         let _ = run_within(
-            Command::new("postfix")
+            // Found when it was started, so need() cannot stop the test here.
+            Command::new(need("postfix", "postfix"))
                 .arg("-c")
                 .arg(&self.conf)
                 .arg("stop"),

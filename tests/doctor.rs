@@ -59,6 +59,8 @@ impl Lab {
     /// master.cf: smtpd chrooted), `smtpd.conf` in `<config>/sasl` when
     /// given, and the doctor's binary where `postfix` can run it.
     fn new(main_cf: &str, smtpd_conf: Option<&str>) -> Lab {
+        // The store goes to Postfix's group, as the real setup has it.
+        need_root();
         let s = Scratch::new();
         // tempdirs are 0700; the postfix user must reach the store.
         std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o755))

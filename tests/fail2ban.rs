@@ -23,6 +23,8 @@ fn free_port() -> u16 {
 /// Run smtpd-auth, make `good` successful and `bad` failed logins per
 /// mechanism with swaks, and return the log file.
 fn produce_log(s: &Scratch, syslog_name: &str, good: usize, bad: usize) -> PathBuf {
+    // Before the daemon starts: a skip on the way would leave it running.
+    need("swaks", "swaks");
     s.users(&[("alice", "alice-pw")]);
     let port = free_port();
     let log = s.path(format!("{syslog_name}.log").as_str());
@@ -58,7 +60,6 @@ fn produce_log(s: &Scratch, syslog_name: &str, good: usize, bad: usize) -> PathB
     for mech in ["PLAIN", "LOGIN", "CRAM-MD5"] {
         for (n, pw) in [(good, "alice-pw"), (bad, "wrong")] {
             for _ in 0..n {
-                need("swaks", "swaks");
                 let o = Command::new("swaks")
                     .args([
                         "--server",

@@ -23,6 +23,8 @@ struct Lab {
 
 impl Lab {
     fn new(extra_main_cf: &str) -> Lab {
+        // The store goes to Postfix's group, as the real setup has it.
+        need_root();
         let s = Scratch::new();
         let conf = s.path("postfix");
         std::fs::create_dir_all(&conf).unwrap();

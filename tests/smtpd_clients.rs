@@ -388,6 +388,8 @@ fn msmtp_curl_and_smtplib_deliver() {
 }
 
 fn smtp_sink(dir: &Path, port: u16) -> Child {
+    // It runs as the postfix user.
+    need_root();
     std::fs::create_dir_all(dir).unwrap();
     need("smtp-sink", "postfix");
     let mut c = Command::new("smtp-sink")
@@ -815,6 +817,8 @@ fn drops_root_for_mail_owner() {
 
 fn self_signed_certificate_is_made_once_in_the_state_directory() {
     use std::os::unix::fs::PermissionsExt;
+    // Before the daemons start: a skip on the way would leave them running.
+    need("swaks", "swaks");
     let s = Scratch::new();
     s.users(&[("alice", "pw")]);
     let state = s.path("state");
