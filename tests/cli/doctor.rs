@@ -10,8 +10,7 @@
 //! /etc/sasldb2 or /var/spool/postfix: MAIL_CONFIG, SASL_CONF_PATH and
 //! SASLDB_DOCTOR_SASL_PATH point into the scratch directory, and every run
 //! names its store with -f.
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -921,7 +920,3 @@ crate::tests!(
     postconf_failing_is_an_error_and_the_store_is_still_checked,
     doctor_flags_are_documented_and_checked,
 );
-
-fn main() {
-    common::harness::run(tests())
-}

@@ -1,9 +1,8 @@
 //! The man pages in `man/` and the shell completions in `completions/` are
 //! generated from the command definitions (`sasldb::cli::*::command()`).
 //! This test regenerates them in memory and fails when a committed file
-//! differs; `SASLDB_REGENERATE=1 cargo test --test generated` rewrites them.
+//! differs; `SASLDB_REGENERATE=1 cargo test --test cli generated` rewrites them.
 //! It also runs the bash completion through a real bash.
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,7 +13,7 @@ const REGENERATE_VAR: &str = "SASLDB_REGENERATE";
 /// The date in the pages' title line (clap_mangen drops an empty date and
 /// shifts the other fields); change it with the texts.
 const MAN_DATE: &str = "2026-11-29";
-const REGENERATE_HINT: &str = "run `SASLDB_REGENERATE=1 cargo test --test generated`";
+const REGENERATE_HINT: &str = "run `SASLDB_REGENERATE=1 cargo test --test cli generated`";
 
 /// The tools: binary name, command definition, the man pages to refer to.
 fn tools() -> Vec<(&'static str, clap::Command, &'static [&'static str])> {
@@ -406,7 +405,3 @@ crate::tests!(
     bash_completion_files_parse,
     bash_completes_long_options,
 );
-
-fn main() {
-    common::harness::run(tests())
-}

@@ -4,16 +4,13 @@
 //! system liblmdb 0.9.24). Plus file modes under different umasks and the
 //! promise that read-only opens create nothing.
 
-mod common;
-mod interop_support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
-use interop_support::*;
+use crate::common::interop::*;
+use crate::common::*;
 
 type Kv = Vec<(Vec<u8>, Vec<u8>)>;
 
@@ -791,7 +788,3 @@ crate::tests!(
     map_full_inside_one_transaction_grows_and_persists,
     sasldb_mapsize_option_is_in_kib,
 );
-
-fn main() {
-    common::harness::run(tests())
-}

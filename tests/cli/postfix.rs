@@ -2,8 +2,7 @@
 //! `postconf` reading a scratch configuration through MAIL_CONFIG): the
 //! realm Postfix looks up, root:<group> modes, and the chroot copy kept
 //! current through LMDB transactions while readers hold it open.
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -375,7 +374,3 @@ crate::tests!(
     hard_links_and_symlinks_are_refused,
     a_reader_holding_the_copy_open_sees_only_whole_states,
 );
-
-fn main() {
-    common::harness::run(tests())
-}

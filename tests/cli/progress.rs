@@ -1,7 +1,6 @@
 //! Batch progress: shown on a terminal once work takes over a second, never
 //! in a pipe.
-mod common;
-use common::*;
+use crate::common::*;
 use std::process::Command;
 
 fn slow_batch(s: &Scratch) -> std::path::PathBuf {
@@ -70,7 +69,3 @@ fn progress_on_a_terminal_only() {
 }
 
 crate::tests!(progress_on_a_terminal_only,);
-
-fn main() {
-    common::harness::run(tests())
-}

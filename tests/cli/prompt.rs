@@ -8,14 +8,12 @@
 //! directory, so tests run in parallel without meeting; the server is killed
 //! when the test ends, pass or fail. Every wait is a poll with a deadline.
 
-mod common;
-
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(20);
@@ -495,7 +493,3 @@ crate::tests!(
     prompts_go_to_stdout,
     check_prompts_once,
 );
-
-fn main() {
-    common::harness::run(tests())
-}

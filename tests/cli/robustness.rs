@@ -3,15 +3,12 @@
 //! bytes), print a clear reason and exit with the Cyrus exit code. Also
 //! `--batch` details: stdin, `--dry-run`, idempotent re-runs, deletions.
 
-mod common;
-mod interop_support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::*;
-use interop_support::*;
+use crate::common::interop::*;
+use crate::common::*;
 
 /// Everything observable about a store that a failed command must not change.
 #[derive(Debug, PartialEq, Eq)]
@@ -819,7 +816,3 @@ crate::tests!(
     one_bad_line_at_the_end_of_a_large_batch_writes_nothing,
     batch_from_stdin_dry_run_idempotent_rerun_and_deletions,
 );
-
-fn main() {
-    common::harness::run(tests())
-}

@@ -3,15 +3,12 @@
 //! all while `sasldblistusers` keeps listing. Every user must be there
 //! afterwards with its exact password (Debian's `mdb_dump`), none lost.
 
-mod common;
-mod interop_support;
-
 use std::collections::BTreeSet;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
-use interop_support::*;
+use crate::common::interop::*;
+use crate::common::*;
 
 const WRITERS: usize = 8;
 const LOOP_USERS: usize = 125;
@@ -182,7 +179,3 @@ fn parallel_single_calls_and_batches_lose_nothing() {
 }
 
 crate::tests!(parallel_single_calls_and_batches_lose_nothing,);
-
-fn main() {
-    common::harness::run(tests())
-}

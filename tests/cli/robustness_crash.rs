@@ -3,15 +3,12 @@
 //! the next run (recovering LMDB's robust writer mutex left locked by the
 //! dead process) completes it.
 
-mod common;
-mod interop_support;
-
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
-use interop_support::*;
+use crate::common::interop::*;
+use crate::common::*;
 
 const PRE_USERS: usize = 1000;
 const LINES: usize = 100_000;
@@ -235,7 +232,3 @@ fn kill_9_during_a_100k_batch_leaves_all_or_nothing() {
 }
 
 crate::tests!(kill_9_during_a_100k_batch_leaves_all_or_nothing,);
-
-fn main() {
-    common::harness::run(tests())
-}

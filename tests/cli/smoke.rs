@@ -1,5 +1,4 @@
-mod common;
-use common::*;
+use crate::common::*;
 
 fn create_list_delete_round_trip() {
     let s = Scratch::new();
@@ -30,7 +29,3 @@ fn create_list_delete_round_trip() {
 }
 
 crate::tests!(create_list_delete_round_trip,);
-
-fn main() {
-    common::harness::run(tests())
-}

@@ -1,6 +1,6 @@
 //! Helpers for the interop and robustness tests: an independent LMDB peer
 //! process (Debian's python3-lmdb), `mdb_stat` parsing, umask wrappers and
-//! bounded waits. Used next to `tests/common` via `mod interop_support;`.
+//! bounded waits (`common::interop`).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
@@ -17,9 +17,9 @@ pub const PYTHON: &str = "/usr/bin/python3";
 /// `common::harness`), or fail it under CI.
 pub fn require_tools() {
     for tool in ["mdb_dump", "mdb_load", "mdb_stat"] {
-        super::common::need(tool, "lmdb-utils");
+        super::need(tool, "lmdb-utils");
     }
-    super::common::need_python_lmdb();
+    super::need_python_lmdb();
 }
 
 /// A long-lived python3-lmdb process holding the environment open and
@@ -104,7 +104,7 @@ for line in sys.stdin:
 
 impl PyPeer {
     pub fn spawn(db: &Path, mode: &str, map_size: Option<usize>) -> PyPeer {
-        super::common::need_python_lmdb();
+        super::need_python_lmdb();
         let mut cmd = Command::new(PYTHON);
         cmd.arg("-c").arg(PEER_SCRIPT).arg(db).arg(mode);
         if let Some(m) = map_size {
@@ -209,7 +209,7 @@ pub fn unhex(s: &str) -> Vec<u8> {
 
 /// Run a Python snippet with Debian's interpreter; `args` become sys.argv[1:].
 pub fn python(script: &str, args: &[&str]) -> Output {
-    super::common::need_python_lmdb();
+    super::need_python_lmdb();
     let o = Command::new(PYTHON)
         .arg("-c")
         .arg(script)
@@ -227,7 +227,7 @@ pub fn python(script: &str, args: &[&str]) -> Output {
 /// `mdb_stat -n -e` of a store, as name -> value for the numeric fields
 /// ("Map size", "Entries", "Page size", "Max readers", ...).
 pub fn mdb_stat(db: &Path) -> Vec<(String, u64)> {
-    super::common::need("mdb_stat", "lmdb-utils");
+    super::need("mdb_stat", "lmdb-utils");
     let o = Command::new("mdb_stat")
         .args(["-n", "-e"])
         .arg(db)
@@ -303,5 +303,5 @@ pub fn dir_listing(dir: &Path) -> Vec<String> {
 /// for every byte: LMDB 0.9.24's `mdb_dump -p` prints a backslash unescaped,
 /// so `a\b` and the byte 0x0b cannot be told apart there.
 pub fn dump_hex(db: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
-    super::common::mdb_dump(db)
+    super::mdb_dump(db)
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 pub mod harness;
+pub mod interop;
 #[allow(unused_imports)]
 pub use harness::{need, need_file, need_python_lmdb, need_root};
 

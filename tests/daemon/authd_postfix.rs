@@ -13,8 +13,8 @@
 //!
 //! Nothing here reads or writes /etc/postfix, /var/spool/postfix or
 //! /etc/sasldb2. Runs as root (Postfix's master must).
-mod common;
-use common::*;
+use crate::common;
+use crate::common::*;
 
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -333,7 +333,7 @@ impl Postfix {
         std::fs::write(
             conf.join("main.cf"),
             format!(
-                "# scratch Postfix instance for tests/authd_postfix.rs
+                "# scratch Postfix instance for tests/daemon/authd_postfix.rs
 compatibility_level = 3.6
 queue_directory = {queue}
 data_directory = {data}
@@ -1479,7 +1479,3 @@ crate::tests!(
     client_certificate_requirement_through_the_daemon,
     out_of_descriptors_the_queued_clients_are_served_once_some_close,
 );
-
-fn main() {
-    common::harness::run(tests())
-}

@@ -2,8 +2,7 @@
 //! lines, checked with Debian's `fail2ban-regex`: it matches every failed
 //! AUTH and no successful one; and with a `postfix-...` syslog_name,
 //! Debian's stock `postfix[mode=auth]` filter matches the failures too.
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -225,7 +224,3 @@ crate::tests!(
     debian_postfix_filter_matches_with_a_postfix_syslog_name,
     shipped_filter_matches_auth_socket_failures,
 );
-
-fn main() {
-    common::harness::run(tests())
-}

@@ -1,7 +1,7 @@
 //! Cross-check of the server mechanisms against a second, independent
 //! client implementation: Python's `hmac`/`hashlib`/`base64`, written from
 //! the RFCs, answering the challenges our server makes.
-mod common;
+use crate::common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -212,7 +212,3 @@ crate::tests!(
     python_clients_authenticate_against_cleartext_secrets,
     python_scram_against_stored_verifiers,
 );
-
-fn main() {
-    common::harness::run(tests())
-}

@@ -3,8 +3,7 @@
 //! smtplib; every mechanism, right and wrong passwords, STARTTLS and
 //! implicit TLS, Maildir delivery, forwarding to Postfix's smtp-sink and a
 //! next hop that is down.
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -1049,7 +1048,3 @@ crate::tests!(
     a_session_has_a_total_time_limit,
     bad_configuration_values_name_where_they_were_set,
 );
-
-fn main() {
-    common::harness::run(tests())
-}

@@ -19,8 +19,7 @@
 //! positional path) inside it, except runs that stop before opening a store (usage, `-v`, bad
 //! `-a`), which `Side::sh` checks by title.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::fs;
 use std::io::Write;
@@ -2758,7 +2757,3 @@ crate::tests!(
     probe_cli_cyrus_vs_ours,
     default_realm_is_the_lowercased_host_name,
 );
-
-fn main() {
-    common::harness::run(tests())
-}
