@@ -7,6 +7,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+pub mod daemon;
 pub mod harness;
 pub mod interop;
 #[allow(unused_imports)]

@@ -2,22 +2,12 @@
 //! lines, checked with Debian's `fail2ban-regex`: it matches every failed
 //! AUTH and no successful one; and with a `postfix-...` syslog_name,
 //! Debian's stock `postfix[mode=auth]` filter matches the failures too.
+use crate::common::daemon::{SMTPD_AUTH, free_port};
 use crate::common::*;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const SMTPD_AUTH: &str = env!("CARGO_BIN_EXE_smtpd-auth");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Run smtpd-auth, make `good` successful and `bad` failed logins per
 /// mechanism with swaks, and return the log file.

@@ -3,50 +3,21 @@
 //! smtplib; every mechanism, right and wrong passwords, STARTTLS and
 //! implicit TLS, Maildir delivery, forwarding to Postfix's smtp-sink and a
 //! next hop that is down.
+use crate::common::daemon::{Process, SMTPD_AUTH, free_port, wait_port};
 use crate::common::*;
 
 use std::io::Read;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SMTPD_AUTH: &str = env!("CARGO_BIN_EXE_smtpd-auth");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_port(port: u16) {
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "port {port} never opened"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 struct Daemon {
-    child: Child,
-    log: PathBuf,
+    p: Process,
     port: u16,
     tls_port: u16,
     cert: PathBuf,
     mail: PathBuf,
     s: Scratch,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Daemon {
@@ -104,16 +75,12 @@ impl Daemon {
             .arg(format!("127.0.0.1:{port}"))
             .arg("--listen-tls")
             .arg(format!("127.0.0.1:{tls_port}"))
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
-        let child = cmd.spawn().expect("smtpd-auth");
+            .args(extra);
+        let p = Process::spawn(&mut cmd, log);
         wait_port(port);
         wait_port(tls_port);
         Daemon {
-            child,
-            log,
+            p,
             port,
             tls_port,
             cert,
@@ -123,7 +90,7 @@ impl Daemon {
     }
 
     fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.p.log()
     }
 
     fn maildir_count(&self, user: &str) -> usize {
@@ -659,7 +626,7 @@ fn sigterm_lets_a_session_finish_and_sighup_reloads() {
     }
     w.write_all(b"Subject: during shutdown\r\n\r\nbody\r\n")
         .unwrap();
-    let pid = d.child.id().to_string();
+    let pid = d.p.pid().to_string();
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -688,7 +655,7 @@ fn sigterm_lets_a_session_finish_and_sighup_reloads() {
     let start = Instant::now();
     let mut d = d;
     loop {
-        if let Some(status) = d.child.try_wait().unwrap() {
+        if let Some(status) = d.p.exited() {
             assert!(status.success(), "{status:?}");
             break;
         }
@@ -781,7 +748,7 @@ fn drops_root_for_mail_owner() {
         .status();
     std::fs::create_dir_all(&d.mail).unwrap();
     let _ = Command::new("chmod").args(["777"]).arg(&d.mail).status();
-    let status = std::fs::read_to_string(format!("/proc/{}/status", d.child.id())).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.p.pid())).unwrap();
     let uid_line = status
         .lines()
         .find(|l| l.starts_with("Uid:"))
