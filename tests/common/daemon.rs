@@ -91,6 +91,14 @@ impl Process {
             .expect("try_wait")
     }
 
+    /// SIGKILL and reap: it writes nothing more to its log.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// SIGTERM and wait (bounded); the exit status.
     pub fn stop(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");

@@ -2,11 +2,11 @@
 //! lines, checked with Debian's `fail2ban-regex`: it matches every failed
 //! AUTH and no successful one; and with a `postfix-...` syslog_name,
 //! Debian's stock `postfix[mode=auth]` filter matches the failures too.
-use crate::common::daemon::{SMTPD_AUTH, free_port};
+use crate::common::daemon::{Process, SMTPD_AUTH, free_port, wait_port};
 use crate::common::*;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Run smtpd-auth, make `good` successful and `bad` failed logins per
@@ -17,35 +17,30 @@ fn produce_log(s: &Scratch, syslog_name: &str, good: usize, bad: usize) -> PathB
     s.users(&[("alice", "alice-pw")]);
     let port = free_port();
     let log = s.path(format!("{syslog_name}.log").as_str());
-    let mut child = Command::new(SMTPD_AUTH)
-        .env("SASL_CONF_PATH", s.conf_dir())
-        .args([
-            "-o",
-            "myhostname=mx.example.org",
-            "-o",
-            "smtpd_sasl_local_domain=example.org",
-        ])
-        .args([
-            "-o",
-            "mydestination=example.org",
-            "-o",
-            "smtpd_tls_security_level=none",
-            "-o",
-            "mail_owner=root",
-        ])
-        .arg("-o")
-        .arg(format!("syslog_name={syslog_name}"))
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .stderr(std::fs::File::create(&log).unwrap())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(20));
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut child = Process::spawn(
+        Command::new(SMTPD_AUTH)
+            .env("SASL_CONF_PATH", s.conf_dir())
+            .args([
+                "-o",
+                "myhostname=mx.example.org",
+                "-o",
+                "smtpd_sasl_local_domain=example.org",
+            ])
+            .args([
+                "-o",
+                "mydestination=example.org",
+                "-o",
+                "smtpd_tls_security_level=none",
+                "-o",
+                "mail_owner=root",
+            ])
+            .arg("-o")
+            .arg(format!("syslog_name={syslog_name}"))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}")),
+        log.clone(),
+    );
+    wait_port(port);
     for mech in ["PLAIN", "LOGIN", "CRAM-MD5"] {
         for (n, pw) in [(good, "alice-pw"), (bad, "wrong")] {
             for _ in 0..n {
@@ -79,8 +74,8 @@ fn produce_log(s: &Scratch, syslog_name: &str, good: usize, bad: usize) -> PathB
             }
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    // SIGKILL: no shutdown line joins the log under test.
+    child.kill();
     log
 }
 
@@ -155,16 +150,15 @@ fn shipped_filter_matches_auth_socket_failures() {
     s.users(&[("alice", "alice-pw")]);
     let sock = s.path("auth");
     let log = s.path("auth.log");
-    let mut child = Command::new(SMTPD_AUTH)
-        .env("SASL_CONF_PATH", s.conf_dir())
-        .args(["-o", "myhostname=mx.example.org", "-o", "mail_owner=root"])
-        .args(["-o", "smtpd_sasl_local_domain=example.org"])
-        .arg("-o")
-        .arg(format!("dovecot_auth_socket={}", sock.display()))
-        .stderr(std::fs::File::create(&log).unwrap())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Process::spawn(
+        Command::new(SMTPD_AUTH)
+            .env("SASL_CONF_PATH", s.conf_dir())
+            .args(["-o", "myhostname=mx.example.org", "-o", "mail_owner=root"])
+            .args(["-o", "smtpd_sasl_local_domain=example.org"])
+            .arg("-o")
+            .arg(format!("dovecot_auth_socket={}", sock.display())),
+        log.clone(),
+    );
     let start = Instant::now();
     while std::os::unix::net::UnixStream::connect(&sock).is_err() {
         assert!(start.elapsed() < Duration::from_secs(20), "no socket");
@@ -192,8 +186,8 @@ fn shipped_filter_matches_auth_socket_failures() {
         assert!(start.elapsed() < Duration::from_secs(10));
         std::thread::sleep(Duration::from_millis(20));
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    // SIGKILL: no shutdown line joins the log under test.
+    child.kill();
     let text = std::fs::read_to_string(&log).unwrap();
     assert_eq!(
         text.matches("smtpd-auth/auth[").count(),
