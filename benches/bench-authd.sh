@@ -4,7 +4,7 @@
 # AUTH throughput through a real Postfix smtpd, two ways, same run:
 #   cyrus: Postfix with Cyrus libsasl, auxprop sasldb: a Berkeley DB file
 #          made with Debian's saslpasswd2 (the reference lab's setup,
-#          shared/anchors/setup.sh, but a scratch instance);
+#          anchors/setup.sh, but a scratch instance);
 #   ours:  the same Postfix with smtpd_sasl_type = dovecot on smtpd-auth's
 #          Dovecot socket (release build), our LMDB store made with our
 #          saslpasswd.
@@ -19,7 +19,7 @@
 # repeats. The load generator is benches/smtp_load.rs (LOADGEN=rust, the
 # default: ~0.15 ms of CPU per session, so the two servers, not the client,
 # decide the figure on this 2-core machine) or the lab's
-# shared/anchors/bench-auth.py (LOADGEN=python: ~0.7 ms per session, the
+# anchors/bench-auth.py (LOADGEN=python: ~0.7 ms per session, the
 # client then takes half the machine).
 #
 # Reports sessions/s for both, the ratio ours/cyrus (goal: >= 1), server
@@ -34,28 +34,39 @@
 #      MECHS["plain login cram-md5 digest-md5"] (python load generator
 #      also: scram-sha-1 scram-sha-256), LOADGEN[rust],
 #      MAX_SECONDS[30] per run, QUIET_WAIT[10] (s to wait for a quiet
-#      machine before each run), SASLDB_SHARED[<this dir>/../../shared],
+#      machine before each run), SASLDB_SHARED[unset],
 #      RES[target/bench-authd/<stamp>] (json of every run, logs, summary),
 #      HOLD[0] (s to keep both instances up after the warm-up, to look at
 #      them by hand: the ports are printed).
 # Needs: root, cargo, python3, postfix, sasl2-bin, libsasl2-modules,
 #        libsasl2-modules-db (Debian packages).
+#
+# SASLDB_SHARED: a directory holding the project's lab anchors
+# (anchors/bench-auth.py, anchors/wait-quiet.sh), which are not part of this
+# repository. Without it everything above runs with the default LOADGEN=rust;
+# only LOADGEN=python needs it, and each run starts without first waiting
+# for a quiet machine (QUIET_WAIT is then unused).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 # shellcheck source=benches/common.sh
 source "$HERE/common.sh"
-SHARED=${SASLDB_SHARED:-$HERE/../../shared}
-SHARED=$(cd "$SHARED" 2>/dev/null && pwd) || {
-  echo "shared/ not found (set SASLDB_SHARED)" >&2; exit 1; }
-PY_LOADGEN=$SHARED/anchors/bench-auth.py
-[[ -f "$PY_LOADGEN" ]] || { echo "missing $PY_LOADGEN" >&2; exit 1; }
+SHARED=${SASLDB_SHARED:-}
+if [[ -n $SHARED ]]; then
+  SHARED=$(cd "$SHARED" 2>/dev/null && pwd) || {
+    echo "SASLDB_SHARED=$SASLDB_SHARED: no such directory" >&2; exit 1; }
+fi
+PY_LOADGEN=${SHARED:+$SHARED/anchors/bench-auth.py}
 SESSIONS=${1:-${SESSIONS:-4000}}
 REPEATS=${2:-${REPEATS:-5}}
 C=${C:-8}
 MECHS=${MECHS:-plain login cram-md5 digest-md5}
 LOADGEN_KIND=${LOADGEN:-rust}
 [[ $LOADGEN_KIND == rust || $LOADGEN_KIND == python ]] || { echo "LOADGEN: rust or python" >&2; exit 1; }
+if [[ $LOADGEN_KIND == python && ! -f $PY_LOADGEN ]]; then
+  echo "LOADGEN=python runs anchors/bench-auth.py: set SASLDB_SHARED to the directory holding anchors/ (or use LOADGEN=rust)" >&2
+  exit 1
+fi
 MAX_SECONDS=${MAX_SECONDS:-30}
 QUIET_WAIT=${QUIET_WAIT:-10}
 REALM=lab.example
@@ -247,7 +258,7 @@ snap() { python3 "$W/snap.py" "$MASTER_CYRUS" "$MASTER_OURS" "$DAEMON_PID"; }
 run() {
   local label=$1 port=$2 mech=$3 n=$4 json=$5
   if [[ $QUIET_WAIT != 0 ]]; then
-    QUIET_CORES=0.3 bash "$SHARED/anchors/wait-quiet.sh" "$QUIET_WAIT" > /dev/null 2>&1 || true
+    [[ -z $SHARED ]] || QUIET_CORES=0.3 bash "$SHARED/anchors/wait-quiet.sh" "$QUIET_WAIT" > /dev/null 2>&1 || true
   fi
   local s0 s1
   s0=$(snap)

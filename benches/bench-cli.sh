@@ -3,7 +3,7 @@
 #
 # One invocation compares our saslpasswd / sasldblistusers with Cyrus SASL's
 # saslpasswd2 / sasldblistusers2 on this machine:
-#  1. shared/anchors/bench-cli.sh for both toolsets (one process per user:
+#  1. anchors/bench-cli.sh for both toolsets (one process per user:
 #     create, set password, delete, list of N users), the two toolsets
 #     interleaved repeat by repeat (cyrus, ours, cyrus, ours, ...) so drift on
 #     the machine hits both alike; medians over the repeats.
@@ -20,16 +20,26 @@
 # sasldblistusers2's, the BIG batch under 1 s.
 #
 # Env: N[1000] REPEATS[3] BIG[100000] BIG_LIST_RUNS[10] BATCH_RUNS[5]
-#      REALM[bench.example] SASLDB_SHARED[<this dir>/../../shared]
+#      REALM[bench.example] SASLDB_SHARED (required, see below)
 #      RES[target/bench-cli/<stamp>] (raw results, logs, summary.json files)
 #      WAIT_QUIET, LIST_RUNS, SETPW_RUNS: passed to anchors/bench-cli.sh
 # Needs: cargo, python3, hyperfine, sasl2-bin, db5.3-util (Debian packages).
+#
+# SASLDB_SHARED: a directory holding the project's lab anchors
+# (anchors/bench-cli.sh, the per-call benchmark both toolsets are measured
+# with), which are not part of this repository. This comparison cannot run
+# without it. Without it, measure ours alone: `cargo bench --bench store`
+# (criterion: lookups, listing, batch writes), or time the release binaries
+# (`saslpasswd --batch`, `sasldblistusers`) on a scratch store by hand.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-SHARED=${SASLDB_SHARED:-$(dirname "$0")/../../shared}
-SHARED=$(cd "$SHARED" 2>/dev/null && pwd) || {
-  echo "shared/ not found (set SASLDB_SHARED)" >&2; exit 1; }
+[[ -n ${SASLDB_SHARED:-} ]] || {
+  echo "set SASLDB_SHARED to the directory holding anchors/bench-cli.sh (see the comment at the top; without it: cargo bench --bench store)" >&2
+  exit 1
+}
+SHARED=$(cd "$SASLDB_SHARED" 2>/dev/null && pwd) || {
+  echo "SASLDB_SHARED=$SASLDB_SHARED: no such directory" >&2; exit 1; }
 ANCHOR=$SHARED/anchors/bench-cli.sh
 [[ -f "$ANCHOR" ]] || { echo "missing $ANCHOR" >&2; exit 1; }
 N=${1:-${N:-1000}}

@@ -5,7 +5,7 @@
 # One invocation:
 #  a. builds release: smtpd-auth, saslpasswd and the load generator
 #     (benches/smtp_load.rs, `cargo bench --bench smtp_load`);
-#  b. brings up the REFERENCE lab with shared/anchors/setup.sh: real Postfix
+#  b. brings up the REFERENCE lab with anchors/setup.sh: real Postfix
 #     smtpd + Cyrus SASL (sasldb auxprop) on 127.0.0.1:2525, users
 #     alice/alice-secret ... in realm lab.example, mynetworks = 127.0.0.2/32
 #     (so the bench client must AUTH to relay), every transport discard:.
@@ -57,17 +57,29 @@
 #      QUIET_MAX[300] (s wait-quiet may wait per run), NOISY_CORES[0.3] (a run
 #      is flagged noisy when user-space processes other than the lab, ours
 #      and the load generator used more cores than this during it),
-#      SASLDB_SHARED[<this dir>/../../shared], RES[target/bench-smtpd/<stamp>]
+#      SASLDB_SHARED (required, see below), RES[target/bench-smtpd/<stamp>]
 # Needs: root, cargo, python3, swaks, postfix (smtp-sink); setup.sh installs
 #        the rest. Loopback only.
+#
+# SASLDB_SHARED: a directory holding the project's lab anchors
+# (anchors/setup.sh, stop.sh, wait-quiet.sh: the reference Postfix+Cyrus lab),
+# which are not part of this repository. This comparison cannot run without
+# it. Without it, load our daemon alone with the same generator: start
+# `target/release/smtpd-auth --listen 127.0.0.1:2625` on a scratch store and
+# run `cargo bench --bench smtp_load -- --help` for its options; or compare
+# against a Postfix with Cyrus SASL through its Dovecot socket with
+# benches/bench-authd.sh, which brings up scratch instances itself.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 # shellcheck source=benches/common.sh
 source "$HERE/common.sh"
-SHARED=${SASLDB_SHARED:-$HERE/../../shared}
-SHARED=$(cd "$SHARED" 2>/dev/null && pwd) || {
-  echo "shared/ not found (set SASLDB_SHARED)" >&2; exit 1; }
+[[ -n ${SASLDB_SHARED:-} ]] || {
+  echo "set SASLDB_SHARED to the directory holding anchors/setup.sh (see the comment at the top)" >&2
+  exit 1
+}
+SHARED=$(cd "$SASLDB_SHARED" 2>/dev/null && pwd) || {
+  echo "SASLDB_SHARED=$SASLDB_SHARED: no such directory" >&2; exit 1; }
 ANCH=$SHARED/anchors
 for f in setup.sh stop.sh wait-quiet.sh; do
   [[ -f $ANCH/$f ]] || { echo "missing $ANCH/$f" >&2; exit 1; }

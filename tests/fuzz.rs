@@ -1,14 +1,19 @@
 //! Runs every fuzz target in `fuzz/` briefly (cargo-fuzz on stable with
 //! `--sanitizer none`), so a decoder that panics on some input fails the
 //! suite. Longer campaigns: `cd fuzz && cargo fuzz run --sanitizer none TARGET`.
+mod common;
 use std::path::Path;
 use std::process::Command;
 
 const SECONDS_PER_TARGET: u32 = 4;
 
-#[test]
 fn every_fuzz_target_survives_a_short_run() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if !common::harness::have("cargo-fuzz") {
+        common::harness::missing(
+            "`cargo-fuzz` (cargo install cargo-fuzz --locked --version 0.13.2)",
+        );
+    }
     let list = Command::new("cargo")
         .args(["fuzz", "list"])
         .current_dir(root)
@@ -69,4 +74,10 @@ fn every_fuzz_target_survives_a_short_run() {
         );
         assert!(err.contains("Done "), "fuzz target {t} did not run: {err}");
     }
+}
+
+crate::tests!(every_fuzz_target_survives_a_short_run,);
+
+fn main() {
+    common::harness::run(tests())
 }

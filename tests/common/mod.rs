@@ -7,6 +7,12 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+pub mod daemon;
+pub mod harness;
+pub mod interop;
+#[allow(unused_imports)]
+pub use harness::{need, need_file, need_python_lmdb, need_root};
+
 pub const SASLPASSWD: &str = env!("CARGO_BIN_EXE_saslpasswd");
 pub const LISTUSERS: &str = env!("CARGO_BIN_EXE_sasldblistusers");
 
@@ -110,6 +116,7 @@ pub fn default_realm() -> String {
 /// them. The hex format is used because lmdb-utils 0.9.24's print format
 /// does not escape backslashes.
 pub fn mdb_dump(db: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+    need("mdb_dump", "lmdb-utils");
     let out = Command::new("mdb_dump")
         .arg("-n")
         .arg(db)

@@ -3,15 +3,12 @@
 //! the next run (recovering LMDB's robust writer mutex left locked by the
 //! dead process) completes it.
 
-mod common;
-mod interop_support;
-
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
-use interop_support::*;
+use crate::common::interop::*;
+use crate::common::*;
 
 const PRE_USERS: usize = 1000;
 const LINES: usize = 100_000;
@@ -21,6 +18,7 @@ const UPDATED: usize = 100; // pre100..pre199 get a new password
 /// The data part of `mdb_dump -n` (hex, after the header, so the map size
 /// line does not count): cheap to compare for 100k entries.
 fn dump_data(db: &Path) -> Vec<u8> {
+    need("mdb_dump", "lmdb-utils");
     let o = Command::new("mdb_dump")
         .arg("-n")
         .arg(db)
@@ -91,7 +89,6 @@ enum State {
     All,
 }
 
-#[test]
 fn kill_9_during_a_100k_batch_leaves_all_or_nothing() {
     require_tools();
     let test_start = Instant::now();
@@ -233,3 +230,5 @@ fn kill_9_during_a_100k_batch_leaves_all_or_nothing() {
     );
     assert_eq!(outcomes[0].1, State::None, "kill before open");
 }
+
+crate::tests!(kill_9_during_a_100k_batch_leaves_all_or_nothing,);

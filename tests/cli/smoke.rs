@@ -1,7 +1,5 @@
-mod common;
-use common::*;
+use crate::common::*;
 
-#[test]
 fn create_list_delete_round_trip() {
     let s = Scratch::new();
     let db = s.db();
@@ -29,3 +27,5 @@ fn create_list_delete_round_trip() {
     assert!(o.status.success());
     assert!(mdb_dump(&s.db()).is_empty());
 }
+
+crate::tests!(create_list_delete_round_trip,);

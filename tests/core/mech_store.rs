@@ -2,8 +2,7 @@
 //! the store as the credential source: one identity rule at creation and at
 //! login, and every kind of stored secret usable by the mechanisms that can
 //! use it.
-mod common;
-use common::*;
+use crate::common::*;
 
 use sasldb::mech::{self, Reply, ServerConfig};
 use sasldb::store::{OpenOptions, Store};

@@ -2,8 +2,7 @@
 //! `postconf` reading a scratch configuration through MAIL_CONFIG): the
 //! realm Postfix looks up, root:<group> modes, and the chroot copy kept
 //! current through LMDB transactions while readers hold it open.
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -23,10 +22,14 @@ struct Lab {
 
 impl Lab {
     fn new(extra_main_cf: &str) -> Lab {
+        // The store goes to Postfix's group, as the real setup has it.
+        need_root();
         let s = Scratch::new();
         let conf = s.path("postfix");
         std::fs::create_dir_all(&conf).unwrap();
         std::fs::create_dir_all(s.path("queue")).unwrap();
+        need_file("/usr/share/postfix/master.cf.dist", "postfix");
+        need("postconf", "postfix");
         std::fs::copy("/usr/share/postfix/master.cf.dist", conf.join("master.cf")).expect(
             "/usr/share/postfix/master.cf.dist (Debian master.cf; apt-get install postfix)",
         );
@@ -84,7 +87,6 @@ fn assert_modes(path: &Path, gid: u32) {
     }
 }
 
-#[test]
 fn realm_is_the_one_postfix_looks_up() {
     let lab = Lab::new("");
     let db = lab.db();
@@ -137,7 +139,6 @@ fn realm_is_the_one_postfix_looks_up() {
     );
 }
 
-#[test]
 fn realm_is_said_on_a_terminal() {
     let lab = Lab::new("");
     let cmd = format!(
@@ -146,6 +147,7 @@ fn realm_is_said_on_a_terminal() {
         lab.s.conf_dir().display(),
         lab.db()
     );
+    need("script", "util-linux");
     let out = Command::new("script")
         .args(["-q", "-e", "-c", &cmd, "/dev/null"])
         .output()
@@ -159,7 +161,6 @@ fn realm_is_said_on_a_terminal() {
     assert!(text.contains("published to "), "{text:?}");
 }
 
-#[test]
 fn every_change_is_published_with_postfix_modes() {
     let lab = Lab::new("");
     let db = lab.db();
@@ -213,7 +214,6 @@ fn every_change_is_published_with_postfix_modes() {
     assert_eq!(mdb_dump(&lab.copy()), mdb_dump(&lab.s.db()));
 }
 
-#[test]
 fn integration_stays_off_unless_asked_for_a_scratch_path() {
     let lab = Lab::new("");
     let db = lab.db();
@@ -260,7 +260,6 @@ fn integration_stays_off_unless_asked_for_a_scratch_path() {
     );
 }
 
-#[test]
 fn hard_links_and_symlinks_are_refused() {
     let lab = Lab::new("");
     let db = lab.db();
@@ -313,7 +312,6 @@ while True:
 print(reads, bad, last, flush=True)
 "#;
 
-#[test]
 fn a_reader_holding_the_copy_open_sees_only_whole_states() {
     let lab = Lab::new("");
     let src = lab.s.db();
@@ -340,6 +338,7 @@ fn a_reader_holding_the_copy_open_sees_only_whole_states() {
     };
     set(0);
     let stop = lab.s.path("stop");
+    need_python_lmdb();
     let mut reader = Command::new("/usr/bin/python3")
         .args(["-c", READER])
         .arg(lab.copy())
@@ -366,3 +365,12 @@ fn a_reader_holding_the_copy_open_sees_only_whole_states() {
     assert_eq!(last, 1000, "the reader's final read saw the final state");
     assert_eq!(mdb_dump(&lab.copy()), mdb_dump(&src));
 }
+
+crate::tests!(
+    realm_is_the_one_postfix_looks_up,
+    realm_is_said_on_a_terminal,
+    every_change_is_published_with_postfix_modes,
+    integration_stays_off_unless_asked_for_a_scratch_path,
+    hard_links_and_symlinks_are_refused,
+    a_reader_holding_the_copy_open_sees_only_whole_states,
+);

@@ -2,11 +2,10 @@
 //! is NUL reads as empty; Cyrus stores it (an empty userPassword, exit 0),
 //! saslpasswd refuses it like any empty password (exit 7) and stores
 //! nothing.
-mod common;
-use common::*;
+use crate::common::*;
 
-#[test]
 fn password_starting_with_nul_is_refused_where_cyrus_stores_it_empty() {
+    need("saslpasswd2", "sasl2-bin");
     let s = Scratch::new();
     let (ours, cyrus) = (s.path("ours"), s.path("cyrus"));
     // Cyrus side by side: exit 0; ours: exit 7, as for any empty password.
@@ -27,3 +26,5 @@ fn password_starting_with_nul_is_refused_where_cyrus_stores_it_empty() {
     let list = s.run("sasldblistusers2", &["-f", cyrus.to_str().unwrap()], None);
     assert_eq!(stdout(&list), "user@example.org: userPassword\n");
 }
+
+crate::tests!(password_starting_with_nul_is_refused_where_cyrus_stores_it_empty,);

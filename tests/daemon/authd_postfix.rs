@@ -13,21 +13,21 @@
 //!
 //! Nothing here reads or writes /etc/postfix, /var/spool/postfix or
 //! /etc/sasldb2. Runs as root (Postfix's master must).
-mod common;
-use common::*;
+use crate::common;
+use crate::common::daemon::{Process, SMTPD_AUTH, WAIT, free_port, wait_for};
+use crate::common::*;
 
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use sasldb::authd::server::{PARTIAL_TIMEOUT, REQUEST_TIMEOUT};
 
-const SMTPD_AUTH: &str = env!("CARGO_BIN_EXE_smtpd-auth");
 const REALM: &str = "lab.example";
 const MYHOSTNAME: &str = "mx.lab.example";
 const OUTSIDE: &str = "rcpt@outside.example";
@@ -36,8 +36,6 @@ const USERS: &[(&str, &str, &str)] = &[
     ("bob", REALM, "b0b s3cret!"),
     ("dave", "other.example", "dave-other"),
 ];
-/// Any one wait for a peer is bounded by this.
-const WAIT: Duration = Duration::from_secs(15);
 
 // ------------------------------------------------------------------ helpers
 
@@ -53,7 +51,9 @@ fn need(program: &str, package: &str) -> PathBuf {
             return p;
         }
     }
-    panic!("{program} not found: apt-get install {package}");
+    common::harness::missing(&format!(
+        "`{program}` (Debian package {package}: apt-get install {package})"
+    ))
 }
 
 /// Run to completion within `limit` (killed and failed past it).
@@ -78,26 +78,6 @@ fn run_within(cmd: &mut Command, limit: Duration) -> Output {
     }
 }
 
-/// Poll `f` until it gives Some, for at most `limit`.
-fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A loopback port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
-}
-
 /// A scratch directory with a store holding [`USERS`] (made with our
 /// `saslpasswd`), `smtpd.conf` naming it and a `main.cf` for smtpd-auth.
 /// The directory is opened to others (0755): Postfix's unprivileged
@@ -108,6 +88,8 @@ struct Lab {
 
 impl Lab {
     fn new() -> Lab {
+        // Sockets and stores go to Postfix's user and group; the daemons drop root.
+        need_root();
         let s = Scratch::new();
         std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o755))
             .expect("chmod scratch");
@@ -160,96 +142,24 @@ impl Lab {
     }
 }
 
-/// A running `smtpd-auth`, its stderr (the log) in a file; SIGTERM on drop.
-struct Daemon {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Daemon {
-    /// Start with `-o` overrides; returns once every socket asked for is
-    /// logged ready.
-    fn start(lab: &Lab, name: &str, overrides: &[String]) -> Daemon {
-        let log = lab.path(&format!("{name}.log"));
-        let f = std::fs::File::create(&log).expect("log file");
-        let child = lab
-            .smtpd_auth(overrides)
-            .stdin(Stdio::null())
-            .stdout(f.try_clone().expect("dup"))
-            .stderr(f)
-            .spawn()
-            .expect("spawn smtpd-auth");
-        let mut d = Daemon {
-            child: Some(child),
-            log,
-        };
-        let sockets = overrides
-            .iter()
-            .filter(|o| o.starts_with("dovecot_auth_socket=") || o.starts_with("saslauthd_socket="))
-            .count();
-        wait_for(WAIT, "smtpd-auth sockets ready", || {
-            if let Ok(Some(st)) = d.child.as_mut().unwrap().try_wait() {
-                panic!("smtpd-auth exited early ({st}):\n{}", d.log());
-            }
-            (d.log().matches(" ready; realm ").count() >= sockets).then_some(())
-        });
-        d
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Wait until the log has a line containing `needle`; that line.
-    fn wait_log(&self, needle: &str) -> String {
-        wait_for(WAIT, needle, || {
-            self.log()
-                .lines()
-                .find(|l| l.contains(needle))
-                .map(str::to_string)
-        })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
-    }
-
-    /// SIGTERM and wait (bounded); the exit status.
-    fn stop(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("running");
-        // SAFETY: signalling our own, not yet reaped, child.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-        let end = Instant::now() + WAIT;
-        loop {
-            if let Some(st) = child.try_wait().expect("try_wait") {
-                return st;
-            }
-            if Instant::now() > end {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("smtpd-auth ignored SIGTERM:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(10));
+/// Start `smtpd-auth` with `-o` overrides; returns once every socket asked
+/// for is logged ready.
+fn start_daemon(lab: &Lab, name: &str, overrides: &[String]) -> Process {
+    let mut d = Process::spawn(
+        &mut lab.smtpd_auth(overrides),
+        lab.path(&format!("{name}.log")),
+    );
+    let sockets = overrides
+        .iter()
+        .filter(|o| o.starts_with("dovecot_auth_socket=") || o.starts_with("saslauthd_socket="))
+        .count();
+    wait_for(WAIT, "smtpd-auth sockets ready", || {
+        if let Some(st) = d.exited() {
+            panic!("smtpd-auth exited early ({st}):\n{}", d.log());
         }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // SAFETY: as in stop().
-            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-            let end = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < end {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+        (d.log().matches(" ready; realm ").count() >= sockets).then_some(())
+    });
+    d
 }
 
 /// How Postfix's smtpd authenticates.
@@ -316,7 +226,7 @@ impl Postfix {
         std::fs::write(
             conf.join("main.cf"),
             format!(
-                "# scratch Postfix instance for tests/authd_postfix.rs
+                "# scratch Postfix instance for tests/daemon/authd_postfix.rs
 compatibility_level = 3.6
 queue_directory = {queue}
 data_directory = {data}
@@ -475,7 +385,8 @@ impl Drop for Postfix {
             return;
         }
         let _ = run_within(
-            Command::new("postfix")
+            // Found when it was started, so need() cannot stop the test here.
+            Command::new(need("postfix", "postfix"))
                 .arg("-c")
                 .arg(&self.conf)
                 .arg("stop"),
@@ -624,11 +535,10 @@ fn saslauthd_request(fields: [&[u8]; 4]) -> Vec<u8> {
 
 // -------------------------------------------------------------- testsaslauthd
 
-#[test]
 fn testsaslauthd_against_our_saslauthd_socket() {
     let lab = Lab::new();
     let mux = lab.path("mux");
-    let d = Daemon::start(
+    let d = start_daemon(
         &lab,
         "authd",
         &[format!("saslauthd_socket={}", mux.display())],
@@ -688,7 +598,6 @@ fn testsaslauthd_against_our_saslauthd_socket() {
 
 // ------------------------------------------------------ Postfix, dovecot type
 
-#[test]
 fn postfix_with_dovecot_sasl_on_our_socket() {
     let lab = Lab::new();
     let mut pf = Postfix::new(&lab, Sasl::Dovecot);
@@ -697,7 +606,7 @@ fn postfix_with_dovecot_sasl_on_our_socket() {
         format!("dovecot_auth_socket={}", socket.display()),
         "dovecot_auth_socket_group=postfix".to_string(),
     ];
-    let mut d = Daemon::start(&lab, "authd", &sock_args);
+    let mut d = start_daemon(&lab, "authd", &sock_args);
     pf.start();
 
     // EHLO offers what our MECH lines offered (after noanonymous).
@@ -824,18 +733,17 @@ fn postfix_with_dovecot_sasl_on_our_socket() {
     // The daemon restarts under a running Postfix: smtpd reconnects.
     assert!(d.stop().success());
     assert!(!socket.exists(), "socket left behind");
-    let _d = Daemon::start(&lab, "authd2", &sock_args);
+    let _d = start_daemon(&lab, "authd2", &sock_args);
     assert_authenticated(pf.auth("PLAIN", "alice", "alice-secret"));
     assert_authenticated(pf.auth("CRAM-MD5", "alice", "alice-secret"));
     let pflog = pf.maillog();
     assert!(!pflog.contains("fatal"), "{pflog}");
 }
 
-#[test]
 fn postfix_rip_feeds_the_failure_limit() {
     let lab = Lab::new();
     let mut pf = Postfix::new(&lab, Sasl::Dovecot);
-    let d = Daemon::start(
+    let d = start_daemon(
         &lab,
         "authd",
         &[
@@ -884,7 +792,6 @@ fn postfix_rip_feeds_the_failure_limit() {
     );
 }
 
-#[test]
 fn postfix_says_secured_after_starttls_and_plaintext_waits_for_it() {
     let lab = Lab::new();
     let (cert, key) = (lab.path("cert.pem"), lab.path("key.pem"));
@@ -910,7 +817,7 @@ fn postfix_says_secured_after_starttls_and_plaintext_waits_for_it() {
             key.display()
         ),
     );
-    let _d = Daemon::start(
+    let _d = start_daemon(
         &lab,
         "authd",
         &[
@@ -958,7 +865,6 @@ fn postfix_says_secured_after_starttls_and_plaintext_waits_for_it() {
 
 // -------------------------------------------------- Postfix, Cyrus saslauthd
 
-#[test]
 fn postfix_with_cyrus_saslauthd_on_our_socket() {
     let lab = Lab::new();
     let run = lab.path("saslauthd");
@@ -966,7 +872,7 @@ fn postfix_with_cyrus_saslauthd_on_our_socket() {
     std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
     let mux = run.join("mux");
     let mut pf = Postfix::new(&lab, Sasl::CyrusSaslauthd(mux.clone()));
-    let d = Daemon::start(
+    let d = start_daemon(
         &lab,
         "authd",
         &[format!("saslauthd_socket={}", mux.display())],
@@ -1006,7 +912,6 @@ fn postfix_with_cyrus_saslauthd_on_our_socket() {
 
 // ---------------------------------------------------------- daemon behaviour
 
-#[test]
 fn stale_socket_replaced_live_one_refused_sockets_removed_on_sigterm() {
     let lab = Lab::new();
     let dove = lab.path("auth");
@@ -1022,7 +927,7 @@ fn stale_socket_replaced_live_one_refused_sockets_removed_on_sigterm() {
         "saslauthd_socket_mode=0666".into(),
         "saslauthd_socket_group=root".into(),
     ];
-    let mut d = Daemon::start(&lab, "authd", &args);
+    let mut d = start_daemon(&lab, "authd", &args);
     assert_eq!(
         testsaslauthd(&mux, &["-u", "alice", "-p", "alice-secret"]).0,
         0
@@ -1081,7 +986,7 @@ fn stale_socket_replaced_live_one_refused_sockets_removed_on_sigterm() {
     let st = d.stop();
     assert!(st.success(), "{st}");
     assert!(d.log().contains("stopping on SIGTERM"), "{}", d.log());
-    let mut d = Daemon::start(&lab, "authd2", &args);
+    let mut d = start_daemon(&lab, "authd2", &args);
     assert_eq!(
         testsaslauthd(&mux, &["-u", "alice", "-p", "alice-secret"]).0,
         0
@@ -1089,12 +994,11 @@ fn stale_socket_replaced_live_one_refused_sockets_removed_on_sigterm() {
     assert!(d.stop().success());
 }
 
-#[test]
 fn hung_and_garbage_clients_do_not_block_others() {
     let lab = Lab::new();
     let dove = lab.path("auth");
     let mux = lab.path("mux");
-    let d = Daemon::start(
+    let d = start_daemon(
         &lab,
         "authd",
         &[
@@ -1216,12 +1120,11 @@ fn hung_and_garbage_clients_do_not_block_others() {
     );
 }
 
-#[test]
 fn many_concurrent_clients() {
     let lab = Lab::new();
     let dove = lab.path("auth");
     let mux = lab.path("mux");
-    let d = Daemon::start(
+    let d = start_daemon(
         &lab,
         "authd",
         &[
@@ -1305,11 +1208,10 @@ fn many_concurrent_clients() {
     );
 }
 
-#[test]
 fn failure_limit_by_rip_with_exceptions_over_the_dovecot_socket() {
     let lab = Lab::new();
     let dove = lab.path("auth");
-    let _d = Daemon::start(
+    let _d = start_daemon(
         &lab,
         "authd",
         &[
@@ -1374,11 +1276,10 @@ fn failure_limit_by_rip_with_exceptions_over_the_dovecot_socket() {
     );
 }
 
-#[test]
 fn client_certificate_requirement_through_the_daemon() {
     let lab = Lab::new();
     let dove = lab.path("auth");
-    let d = Daemon::start(
+    let d = start_daemon(
         &lab,
         "authd",
         &[
@@ -1401,11 +1302,10 @@ fn client_certificate_requirement_through_the_daemon() {
     assert!(c.line().starts_with("OK\t2\tuser=alice@"));
 }
 
-#[test]
 fn out_of_descriptors_the_queued_clients_are_served_once_some_close() {
     let lab = Lab::new();
     let dove = lab.path("auth");
-    let d = Daemon::start(
+    let d = start_daemon(
         &lab,
         "authd",
         &[
@@ -1420,7 +1320,7 @@ fn out_of_descriptors_the_queued_clients_are_served_once_some_close() {
     let limit = open_fds + 4;
     // The daemon runs as postfix: only postfix (or CAP_SYS_RESOURCE, which
     // a container may not grant root) may change its limits.
-    let o = Command::new("setpriv")
+    let o = Command::new(need("setpriv", "util-linux"))
         .args([
             "--reuid=postfix",
             "--regid=postfix",
@@ -1456,3 +1356,17 @@ fn out_of_descriptors_the_queued_clients_are_served_once_some_close() {
         "queued client never accepted"
     );
 }
+
+crate::tests!(
+    testsaslauthd_against_our_saslauthd_socket,
+    postfix_with_dovecot_sasl_on_our_socket,
+    postfix_rip_feeds_the_failure_limit,
+    postfix_says_secured_after_starttls_and_plaintext_waits_for_it,
+    postfix_with_cyrus_saslauthd_on_our_socket,
+    stale_socket_replaced_live_one_refused_sockets_removed_on_sigterm,
+    hung_and_garbage_clients_do_not_block_others,
+    many_concurrent_clients,
+    failure_limit_by_rip_with_exceptions_over_the_dovecot_socket,
+    client_certificate_requirement_through_the_daemon,
+    out_of_descriptors_the_queued_clients_are_served_once_some_close,
+);

@@ -3,15 +3,12 @@
 //! bytes), print a clear reason and exit with the Cyrus exit code. Also
 //! `--batch` details: stdin, `--dry-run`, idempotent re-runs, deletions.
 
-mod common;
-mod interop_support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::*;
-use interop_support::*;
+use crate::common::interop::*;
+use crate::common::*;
 
 /// Everything observable about a store that a failed command must not change.
 #[derive(Debug, PartialEq, Eq)]
@@ -90,13 +87,11 @@ fn as_nobody(s: &Scratch, program: &Path, args: &[&str], stdin: Option<&[u8]>) -
     run_cmd(&mut c, stdin)
 }
 
-#[test]
 fn unwritable_directory_and_files_as_nobody() {
     require_tools();
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test switches to user nobody with setpriv (util-linux) and must run as root"
-    );
+    // It switches to user nobody with setpriv.
+    need_root();
+    need("setpriv", "util-linux");
     let s = Scratch::new();
     let chmod = |path: &Path, mode: u32| {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
@@ -217,7 +212,6 @@ fn unwritable_directory_and_files_as_nobody() {
     assert_eq!(dir_listing(&ro), ["sasldb2", "sasldb2-lock"]);
 }
 
-#[test]
 fn a_file_that_is_not_lmdb_is_left_untouched_without_a_lock_file() {
     let s = Scratch::new();
     let cases: Vec<(&str, Vec<u8>)> = vec![
@@ -278,7 +272,6 @@ fn a_file_that_is_not_lmdb_is_left_untouched_without_a_lock_file() {
     }
 }
 
-#[test]
 fn a_zero_byte_file_is_read_as_empty_and_adopted_by_a_write_like_cyrus() {
     require_tools();
     let s = Scratch::new();
@@ -324,7 +317,6 @@ fn a_zero_byte_file_is_read_as_empty_and_adopted_by_a_write_like_cyrus() {
     assert_eq!(map_size(&db), 1_048_576);
 }
 
-#[test]
 fn key_length_limit_is_511_bytes() {
     require_tools();
     let s = Scratch::new();
@@ -375,7 +367,6 @@ fn key_length_limit_is_511_bytes() {
     assert_eq!(dump_hex(&db), before.dump);
 }
 
-#[test]
 fn symlinked_store_or_lock_file_is_refused() {
     require_tools();
     let s = Scratch::new();
@@ -459,7 +450,6 @@ fn symlinked_store_or_lock_file_is_refused() {
     assert_eq!(dir_listing(&realdir), ["db", "db-lock"]);
 }
 
-#[test]
 fn a_directory_as_store_or_lock_path_and_a_missing_parent_are_refused() {
     let s = Scratch::new();
     let dir = s.path("adir");
@@ -506,7 +496,6 @@ fn a_directory_as_store_or_lock_path_and_a_missing_parent_are_refused() {
 // ---------------------------------------------------------------------------
 // --batch
 
-#[test]
 fn invalid_batch_lines_are_all_named_nothing_is_written_and_no_password_leaks() {
     require_tools();
     let s = Scratch::new();
@@ -608,7 +597,6 @@ fn invalid_batch_lines_are_all_named_nothing_is_written_and_no_password_leaks() 
     assert_eq!(snapshot(&db), before);
 }
 
-#[test]
 fn one_bad_line_at_the_end_of_a_large_batch_writes_nothing() {
     require_tools();
     let s = Scratch::new();
@@ -634,7 +622,6 @@ fn one_bad_line_at_the_end_of_a_large_batch_writes_nothing() {
     assert_eq!(entries(&db), 3);
 }
 
-#[test]
 fn batch_from_stdin_dry_run_idempotent_rerun_and_deletions() {
     require_tools();
     let s = Scratch::new();
@@ -817,3 +804,15 @@ fn batch_from_stdin_dry_run_idempotent_rerun_and_deletions() {
         ]
     );
 }
+
+crate::tests!(
+    unwritable_directory_and_files_as_nobody,
+    a_file_that_is_not_lmdb_is_left_untouched_without_a_lock_file,
+    a_zero_byte_file_is_read_as_empty_and_adopted_by_a_write_like_cyrus,
+    key_length_limit_is_511_bytes,
+    symlinked_store_or_lock_file_is_refused,
+    a_directory_as_store_or_lock_path_and_a_missing_parent_are_refused,
+    invalid_batch_lines_are_all_named_nothing_is_written_and_no_password_leaks,
+    one_bad_line_at_the_end_of_a_large_batch_writes_nothing,
+    batch_from_stdin_dry_run_idempotent_rerun_and_deletions,
+);

@@ -6,8 +6,8 @@
 //! mechanisms `sasldblistusers` lists against what logs in, and exchanges
 //! abandoned on the Dovecot socket logged as failures. (Timing itself is
 //! measured by `benches/oracle.rs`, not asserted here.)
-mod common;
-use common::*;
+use crate::common;
+use crate::common::*;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -220,8 +220,8 @@ fn salt_and_count(server_first: &str) -> (String, String) {
     (get("s="), get("i="))
 }
 
-#[test]
 fn scram_server_first_is_the_same_kind_for_known_and_unknown_names() {
+    need("openssl", "openssl");
     let lab = Lab::new();
     let d = lab.start("d", &[]);
     for mech in ["SCRAM-SHA-1", "SCRAM-SHA-256"] {
@@ -245,8 +245,8 @@ fn scram_server_first_is_the_same_kind_for_known_and_unknown_names() {
     }
 }
 
-#[test]
 fn the_salt_key_survives_sighup_and_restarts() {
+    need("openssl", "openssl");
     let lab = Lab::new();
     let ghost = |d: &Daemon| salt_and_count(&d.smtp_server_first("SCRAM-SHA-256", "ghost"));
     let d = lab.start("first", &[]);
@@ -308,8 +308,9 @@ fn curl(d: &Daemon, lab: &Lab, mech: &str, pw: &str, tls: bool) -> (bool, String
     (o.status.success(), stderr(&o))
 }
 
-#[test]
 fn curl_every_mechanism_plain_and_over_starttls() {
+    need("curl", "curl");
+    need("openssl", "openssl");
     let lab = Lab::new();
     let d = lab.start("d", &[]);
     for mech in ["PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5"] {
@@ -325,8 +326,9 @@ fn curl_every_mechanism_plain_and_over_starttls() {
     assert!(log.contains("sasl_method=DIGEST-MD5"), "{log}");
 }
 
-#[test]
 fn the_strict_digest_uri_host_check_is_an_option() {
+    need("curl", "curl");
+    need("openssl", "openssl");
     let lab = Lab::new();
     let d = lab.start("strict", &["-o", "smtpd_sasl_digest_uri_strict_host=yes"]);
     let (ok, _) = curl(&d, &lab, "DIGEST-MD5", "alice-pw", false);
@@ -337,8 +339,9 @@ fn the_strict_digest_uri_host_check_is_an_option() {
     assert!(curl(&d, &lab, "PLAIN", "alice-pw", false).0);
 }
 
-#[test]
 fn msmtp_every_mechanism_over_starttls() {
+    need("msmtp", "msmtp");
+    need("openssl", "openssl");
     let lab = Lab::new();
     let d = lab.start("d", &[]);
     let run = |mech: &str, pw: &str| {
@@ -393,8 +396,9 @@ fn gsasl(d: &Daemon, lab: &Lab, mech: &str, user: &str, pw: &str, tls: bool) -> 
     o.status.success() && stdout(&o).contains("235")
 }
 
-#[test]
 fn gsasl_plain_login_cram_md5_digest_md5() {
+    need("gsasl", "gsasl");
+    need("openssl", "openssl");
     let lab = Lab::new();
     let d = lab.start("d", &[]);
     for mech in ["PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5"] {
@@ -411,8 +415,9 @@ fn gsasl_plain_login_cram_md5_digest_md5() {
     }
 }
 
-#[test]
 fn smtplib_over_starttls() {
+    need("openssl", "openssl");
+    need_file("/usr/bin/python3", "python3");
     let lab = Lab::new();
     let d = lab.start("d", &[]);
     let script = format!(
@@ -433,8 +438,9 @@ fn smtplib_over_starttls() {
 
 /// The mechanisms `sasldblistusers --format json` lists for each account
 /// are exactly those that log in (swaks and gsasl as the clients).
-#[test]
 fn listed_mechanisms_are_those_that_log_in() {
+    need("gsasl", "gsasl");
+    need("openssl", "openssl");
     let lab = Lab::new();
     let d = lab.start("d", &[]);
     let o = lab.s.run(
@@ -473,8 +479,8 @@ fn listed_mechanisms_are_those_that_log_in() {
     }
 }
 
-#[test]
 fn abandoned_dovecot_exchanges_are_logged_as_failures() {
+    need("openssl", "openssl");
     let lab = Lab::new();
     let d = lab.start("d", &[]);
     // `*` from the client.
@@ -537,8 +543,8 @@ fn dovecot_digest(d: &Daemon, host: &str) -> String {
     c.line()
 }
 
-#[test]
 fn the_strict_digest_uri_host_check_on_the_dovecot_socket() {
+    need("openssl", "openssl");
     let lab = Lab::new();
     let lax = lab.start("lax", &[]);
     assert!(dovecot_digest(&lax, "example.org").starts_with("CONT\t1\t"));
@@ -548,3 +554,16 @@ fn the_strict_digest_uri_host_check_on_the_dovecot_socket() {
     assert!(dovecot_digest(&strict, "mx.example.org").starts_with("CONT\t1\t"));
     assert!(dovecot_digest(&strict, "example.org").starts_with("FAIL\t1\t"));
 }
+
+crate::tests!(
+    scram_server_first_is_the_same_kind_for_known_and_unknown_names,
+    the_salt_key_survives_sighup_and_restarts,
+    curl_every_mechanism_plain_and_over_starttls,
+    the_strict_digest_uri_host_check_is_an_option,
+    msmtp_every_mechanism_over_starttls,
+    gsasl_plain_login_cram_md5_digest_md5,
+    smtplib_over_starttls,
+    listed_mechanisms_are_those_that_log_in,
+    abandoned_dovecot_exchanges_are_logged_as_failures,
+    the_strict_digest_uri_host_check_on_the_dovecot_socket,
+);

@@ -8,14 +8,12 @@
 //! directory, so tests run in parallel without meeting; the server is killed
 //! when the test ends, pass or fail. Every wait is a poll with a deadline.
 
-mod common;
-
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(20);
@@ -101,6 +99,7 @@ impl Pane {
     }
 
     fn tmux(&self, args: &[&str]) -> String {
+        need("tmux", "tmux");
         let out = Command::new("tmux")
             .arg("-S")
             .arg(&self.socket)
@@ -315,7 +314,6 @@ fn answer(p: &Pane, prompt: &str, text: &str) {
     p.key("Enter");
 }
 
-#[test]
 fn matching_passwords_are_stored_with_echo_off() {
     let p = start(&["-c", "ia"]);
     answer(&p, "Password: ", "Zq7-first-secret");
@@ -334,7 +332,6 @@ fn matching_passwords_are_stored_with_echo_off() {
     p.assert_terminal_restored();
 }
 
-#[test]
 fn passwords_that_differ_abort_with_exit_7() {
     let p = start(&["-c", "ib"]);
     answer(&p, "Password: ", "Zq7-one");
@@ -353,7 +350,6 @@ fn passwords_that_differ_abort_with_exit_7() {
     p.assert_terminal_restored();
 }
 
-#[test]
 fn empty_password_is_refused_with_exit_7() {
     let p = start(&["-c", "ic"]);
     answer(&p, "Password: ", "");
@@ -371,7 +367,6 @@ fn empty_password_is_refused_with_exit_7() {
     p.assert_terminal_restored();
 }
 
-#[test]
 fn pipe_flag_on_a_terminal_reads_once_without_prompt_and_with_echo() {
     let p = start(&["-c", "-p", "id"]);
     p.wait_reading_stdin();
@@ -394,7 +389,6 @@ fn pipe_flag_on_a_terminal_reads_once_without_prompt_and_with_echo() {
     p.assert_terminal_restored();
 }
 
-#[test]
 fn ctrl_d_ends_a_line_and_the_tool_prints_the_newline() {
     let p = start(&["-c", "ie"]);
     for prompt in ["Password: ", "Again (for verification): "] {
@@ -415,7 +409,6 @@ fn ctrl_d_ends_a_line_and_the_tool_prints_the_newline() {
     p.assert_terminal_restored();
 }
 
-#[test]
 fn ctrl_c_at_the_prompt_restores_the_terminal() {
     let p = start(&["-c", "if"]);
     p.wait_screen("the first prompt", |s| s.ends_with("Password: "));
@@ -430,7 +423,6 @@ fn ctrl_c_at_the_prompt_restores_the_terminal() {
     assert_nothing_stored(&p.db());
 }
 
-#[test]
 fn prompts_go_to_stdout() {
     let s = Scratch::new();
     let out = s.path("stdout");
@@ -465,7 +457,6 @@ fn prompts_go_to_stdout() {
     p.assert_terminal_restored();
 }
 
-#[test]
 fn check_prompts_once() {
     for (typed, rc, last) in [
         (
@@ -491,3 +482,14 @@ fn check_prompts_once() {
         p.assert_terminal_restored();
     }
 }
+
+crate::tests!(
+    matching_passwords_are_stored_with_echo_off,
+    passwords_that_differ_abort_with_exit_7,
+    empty_password_is_refused_with_exit_7,
+    pipe_flag_on_a_terminal_reads_once_without_prompt_and_with_echo,
+    ctrl_d_ends_a_line_and_the_tool_prints_the_newline,
+    ctrl_c_at_the_prompt_restores_the_terminal,
+    prompts_go_to_stdout,
+    check_prompts_once,
+);

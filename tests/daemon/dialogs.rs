@@ -131,7 +131,6 @@ fn run_dialog(name: &str, text: &str) {
     check(&replies, &expected, text.lines().count());
 }
 
-#[test]
 fn every_dialog() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dialogs");
     let mut n = 0;
@@ -149,3 +148,5 @@ fn every_dialog() {
     }
     assert!(n >= 5, "only {n} dialogs found");
 }
+
+crate::tests!(every_dialog,);

@@ -4,8 +4,8 @@
 //! session, message bodies spooled to disk (RSS bounded with 20 clients
 //! deep in DATA, spool files private and removed), the session limit, and
 //! an exhausted descriptor table (no spinning; service resumes).
-mod common;
-use common::*;
+use crate::common;
+use crate::common::*;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -177,7 +177,6 @@ impl Client {
     }
 }
 
-#[test]
 fn bare_cr_in_data_and_in_commands_is_refused() {
     let d = Daemon::start(&[], None);
     // The smuggling payload: to a next hop that ends lines at a lone CR,
@@ -245,8 +244,8 @@ fn protocol_word(message: &[u8]) -> String {
     after.split(' ').next().unwrap().to_string()
 }
 
-#[test]
 fn the_received_header_names_tls_and_auth() {
+    need("swaks", "swaks");
     let d = Daemon::start(&[], None);
     let auth = ["--auth", "PLAIN", "--auth-user", "alice"];
     let pw = ["--auth-password", "alice-pw"];
@@ -340,7 +339,6 @@ fn unstuff(wire: &[u8]) -> Vec<u8> {
         .collect()
 }
 
-#[test]
 fn bodies_past_a_small_buffer_go_to_a_private_spool_file() {
     use std::os::unix::fs::PermissionsExt;
     let d = Daemon::start(&[], None);
@@ -403,7 +401,6 @@ fn bodies_past_a_small_buffer_go_to_a_private_spool_file() {
     });
 }
 
-#[test]
 fn stale_spool_files_are_removed_at_start() {
     let s = Scratch::new();
     let spool = s.path("state/spool");
@@ -438,7 +435,6 @@ fn stale_spool_files_are_removed_at_start() {
 
 /// Forwarding a spooled message to the relayhost streams it with
 /// dot-stuffing restored: a next hop that records the DATA it got.
-#[test]
 fn a_spooled_message_is_streamed_to_the_relayhost() {
     let hop = TcpListener::bind("127.0.0.1:0").unwrap();
     let hop_addr = hop.local_addr().unwrap();
@@ -526,7 +522,6 @@ fn ticks_per_second() -> u64 {
     (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).max(1) as u64
 }
 
-#[test]
 fn an_exhausted_descriptor_table_costs_no_cpu_and_service_resumes() {
     let d = Daemon::start(&["-o", "smtpd_client_connection_count_limit=0"], Some(64));
     let idle: Vec<TcpStream> = (0..70)
@@ -560,7 +555,6 @@ fn an_exhausted_descriptor_table_costs_no_cpu_and_service_resumes() {
     assert!(c.cmd("QUIT").starts_with("221"));
 }
 
-#[test]
 fn past_the_session_limit_clients_wait_in_the_listen_queue() {
     let d = Daemon::start(&["-o", "default_process_limit=2"], None);
     let mut first = d.connect();
@@ -597,7 +591,6 @@ fn past_the_session_limit_clients_wait_in_the_listen_queue() {
     assert!(second.cmd("QUIT").starts_with("221"));
 }
 
-#[test]
 fn after_dropping_root_the_mail_owner_can_spool() {
     use std::os::unix::fs::MetadataExt;
     let d = Daemon::start(&["-o", "mail_owner=postfix"], None);
@@ -637,7 +630,6 @@ fn after_dropping_root_the_mail_owner_can_spool() {
     assert_eq!(dir_usage(&d.spool()).1, 0);
 }
 
-#[test]
 fn a_spool_write_error_is_a_temporary_failure() {
     let d = Daemon::start(&[], None);
     // Where the spool directory would be made, a file: the first spill fails.
@@ -661,3 +653,15 @@ fn a_spool_write_error_is_a_temporary_failure() {
     assert_eq!(d.delivered("bob").len(), 1);
     assert!(d.log_text().contains("queue file write error"));
 }
+
+crate::tests!(
+    bare_cr_in_data_and_in_commands_is_refused,
+    the_received_header_names_tls_and_auth,
+    bodies_past_a_small_buffer_go_to_a_private_spool_file,
+    stale_spool_files_are_removed_at_start,
+    a_spooled_message_is_streamed_to_the_relayhost,
+    an_exhausted_descriptor_table_costs_no_cpu_and_service_resumes,
+    past_the_session_limit_clients_wait_in_the_listen_queue,
+    after_dropping_root_the_mail_owner_can_spool,
+    a_spool_write_error_is_a_temporary_failure,
+);

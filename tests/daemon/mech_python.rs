@@ -1,6 +1,7 @@
 //! Cross-check of the server mechanisms against a second, independent
 //! client implementation: Python's `hmac`/`hashlib`/`base64`, written from
 //! the RFCs, answering the challenges our server makes.
+use crate::common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -57,6 +58,7 @@ elif mech.startswith("SCRAM-"):
 "#;
 
 fn python(req: &serde_json::Value) -> Vec<String> {
+    common::need("/usr/bin/python3", "python3");
     let mut child = Command::new("/usr/bin/python3")
         .args(["-c", CLIENT])
         .stdin(Stdio::piped())
@@ -166,7 +168,6 @@ fn exchange(mech_name: &str, creds: &Table, user: &str, client_pw: &str) -> bool
     }
 }
 
-#[test]
 fn python_clients_authenticate_against_cleartext_secrets() {
     for mech_name in ["CRAM-MD5", "DIGEST-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256"] {
         let creds = cleartext("alice", "pässwörd with spaces");
@@ -185,7 +186,6 @@ fn python_clients_authenticate_against_cleartext_secrets() {
     }
 }
 
-#[test]
 fn python_scram_against_stored_verifiers() {
     for (name, hash) in [
         ("SCRAM-SHA-1", ScramHash::Sha1),
@@ -207,3 +207,8 @@ fn python_scram_against_stored_verifiers() {
         );
     }
 }
+
+crate::tests!(
+    python_clients_authenticate_against_cleartext_secrets,
+    python_scram_against_stored_verifiers,
+);

@@ -1,7 +1,7 @@
 //! The man pages in `man/` and the shell completions in `completions/` are
 //! generated from the command definitions (`sasldb::cli::*::command()`).
 //! This test regenerates them in memory and fails when a committed file
-//! differs; `SASLDB_REGENERATE=1 cargo test --test generated` rewrites them.
+//! differs; `SASLDB_REGENERATE=1 cargo test --test cli generated` rewrites them.
 //! It also runs the bash completion through a real bash.
 
 use std::path::{Path, PathBuf};
@@ -13,7 +13,7 @@ const REGENERATE_VAR: &str = "SASLDB_REGENERATE";
 /// The date in the pages' title line (clap_mangen drops an empty date and
 /// shifts the other fields); change it with the texts.
 const MAN_DATE: &str = "2026-11-29";
-const REGENERATE_HINT: &str = "run `SASLDB_REGENERATE=1 cargo test --test generated`";
+const REGENERATE_HINT: &str = "run `SASLDB_REGENERATE=1 cargo test --test cli generated`";
 
 /// The tools: binary name, command definition, the man pages to refer to.
 fn tools() -> Vec<(&'static str, clap::Command, &'static [&'static str])> {
@@ -255,7 +255,6 @@ fn write_atomically(path: &Path, bytes: &[u8]) {
     std::fs::rename(&tmp, path).expect("rename into place");
 }
 
-#[test]
 fn generated_files_are_current() {
     let regenerate = std::env::var_os(REGENERATE_VAR).is_some_and(|v| v == "1");
     let mut stale = Vec::new();
@@ -283,7 +282,6 @@ fn generated_files_are_current() {
     );
 }
 
-#[test]
 fn man_pages_carry_the_after_help_texts() {
     let page = String::from_utf8(man_page(
         &sasldb::cli::saslpasswd::command(),
@@ -334,7 +332,6 @@ fn bash(script: &str) -> std::process::Output {
         .expect("run bash (Debian package: bash)")
 }
 
-#[test]
 fn bash_completion_files_parse() {
     for (name, _, _) in tools() {
         let file = completion_path(Shell::Bash, name);
@@ -384,7 +381,6 @@ printf '%s\n' "${{COMPREPLY[@]}}"
         .collect()
 }
 
-#[test]
 fn bash_completes_long_options() {
     assert_eq!(
         complete("saslpasswd", &["saslpasswd", "--bat"]),
@@ -402,3 +398,10 @@ fn bash_completes_long_options() {
     let formats = complete("sasldblistusers", &["sasldblistusers", "--format", ""]);
     assert_eq!(formats, ["compat", "table", "json"]);
 }
+
+crate::tests!(
+    generated_files_are_current,
+    man_pages_carry_the_after_help_texts,
+    bash_completion_files_parse,
+    bash_completes_long_options,
+);

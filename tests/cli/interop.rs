@@ -4,16 +4,13 @@
 //! system liblmdb 0.9.24). Plus file modes under different umasks and the
 //! promise that read-only opens create nothing.
 
-mod common;
-mod interop_support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
-use interop_support::*;
+use crate::common::interop::*;
+use crate::common::*;
 
 type Kv = Vec<(Vec<u8>, Vec<u8>)>;
 
@@ -81,7 +78,6 @@ fn legacy_plain(password: &[u8]) -> Vec<u8> {
     unhex(String::from_utf8(o.stdout).unwrap().trim())
 }
 
-#[test]
 fn debian_tools_and_python_read_exactly_what_we_write() {
     require_tools();
     let s = Scratch::new();
@@ -192,7 +188,6 @@ fn debian_tools_and_python_read_exactly_what_we_write() {
     assert_eq!(list(&s, &copy), list(&s, &db));
 }
 
-#[test]
 fn we_read_what_python_and_mdb_load_write_while_python_holds_the_env() {
     require_tools();
     let s = Scratch::new();
@@ -305,7 +300,6 @@ fn we_read_what_python_and_mdb_load_write_while_python_holds_the_env() {
     assert_eq!(dump_hex(&loaded), sorted(want));
 }
 
-#[test]
 fn python_reader_holding_a_read_txn_does_not_block_us_and_keeps_its_snapshot() {
     require_tools();
     let s = Scratch::new();
@@ -377,7 +371,6 @@ while not os.path.exists(stop) or i < 50:
 sys.stdout.write('wrote %d\n' % i); sys.stdout.flush()
 "#;
 
-#[test]
 fn we_list_and_check_while_a_python_writer_holds_the_env_and_writes() {
     require_tools();
     let s = Scratch::new();
@@ -483,7 +476,6 @@ fn umask_run(s: &Scratch, umask: &str, program: &str, args: &[&str], stdin: &[u8
     assert!(o.status.success(), "umask {umask}: {}", stderr(&o));
 }
 
-#[test]
 fn new_files_are_0660_masked_by_the_umask_and_existing_modes_are_kept() {
     require_tools();
     let s = Scratch::new();
@@ -546,7 +538,6 @@ fn new_files_are_0660_masked_by_the_umask_and_existing_modes_are_kept() {
     assert_eq!(mode_of(&db), 0o604);
 }
 
-#[test]
 fn read_only_opens_of_a_missing_store_create_nothing() {
     let s = Scratch::new();
     let before = dir_listing(s.dir.path());
@@ -604,7 +595,6 @@ fn count_in_process(store: &sasldb::store::Store) -> usize {
         .expect("read")
 }
 
-#[test]
 fn map_grows_past_1_mib_with_single_calls_and_the_size_is_recorded() {
     require_tools();
     let s = Scratch::new();
@@ -680,7 +670,6 @@ fn map_grows_past_1_mib_with_single_calls_and_the_size_is_recorded() {
     assert!(map_size(&db) >= bigger);
 }
 
-#[test]
 fn a_long_lived_reader_in_process_adopts_a_map_grown_by_another_process() {
     require_tools();
     let s = Scratch::new();
@@ -732,7 +721,6 @@ fn a_long_lived_reader_in_process_adopts_a_map_grown_by_another_process() {
     py.close();
 }
 
-#[test]
 fn map_full_inside_one_transaction_grows_and_persists() {
     require_tools();
     let s = Scratch::new();
@@ -770,7 +758,6 @@ fn map_full_inside_one_transaction_grows_and_persists() {
     assert!(dump.iter().all(|(_, v)| v == &vec![b'v'; 1000]));
 }
 
-#[test]
 fn sasldb_mapsize_option_is_in_kib() {
     require_tools();
     let s = Scratch::new();
@@ -788,3 +775,16 @@ fn sasldb_mapsize_option_is_in_kib() {
     set_pipe(&s, &db, &["b@r"], b"pw\n");
     assert_eq!(map_size(&db), 4_194_304);
 }
+
+crate::tests!(
+    debian_tools_and_python_read_exactly_what_we_write,
+    we_read_what_python_and_mdb_load_write_while_python_holds_the_env,
+    python_reader_holding_a_read_txn_does_not_block_us_and_keeps_its_snapshot,
+    we_list_and_check_while_a_python_writer_holds_the_env_and_writes,
+    new_files_are_0660_masked_by_the_umask_and_existing_modes_are_kept,
+    read_only_opens_of_a_missing_store_create_nothing,
+    map_grows_past_1_mib_with_single_calls_and_the_size_is_recorded,
+    a_long_lived_reader_in_process_adopts_a_map_grown_by_another_process,
+    map_full_inside_one_transaction_grows_and_persists,
+    sasldb_mapsize_option_is_in_kib,
+);

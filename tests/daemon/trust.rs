@@ -5,8 +5,8 @@
 //! recipient limit, a refusal to start with relaying open, sender
 //! ownership whatever the spelling, and abandoned AUTH exchanges logged in
 //! the format the shipped fail2ban filter reads.
-mod common;
-use common::*;
+use crate::common;
+use crate::common::*;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -327,7 +327,6 @@ fn relay_battery() -> Vec<Vec<u8>> {
     forms
 }
 
-#[test]
 fn no_spelling_of_a_route_relays_for_a_stranger() {
     let d = Daemon::start(&[]);
     let forms = relay_battery();
@@ -365,7 +364,6 @@ fn no_spelling_of_a_route_relays_for_a_stranger() {
     );
 }
 
-#[test]
 fn unknown_local_users_are_refused_unless_the_map_is_empty() {
     let d = Daemon::start(&["smtpd_recipient_limit=3"]);
     let mut c = d.client();
@@ -393,7 +391,6 @@ fn unknown_local_users_are_refused_unless_the_map_is_empty() {
     assert!(c.cmd("RCPT TO:<nobody@example.org>").starts_with("250"));
 }
 
-#[test]
 fn an_open_relay_configuration_does_not_start() {
     let s = scratch_with_users();
     let run = |extra: &[&str]| {
@@ -445,7 +442,6 @@ fn an_open_relay_configuration_does_not_start() {
     assert_eq!(code, None, "{err}");
 }
 
-#[test]
 fn owned_senders_need_their_owner_in_any_spelling() {
     let d = Daemon::start(&["smtpd_recipient_restrictions=reject_sender_login_mismatch"]);
     for from in [
@@ -515,8 +511,8 @@ fn fail2ban_matches(dir: &Path, log: &Path) -> Vec<String> {
         .collect()
 }
 
-#[test]
 fn abandoned_auth_is_logged_for_fail2ban_and_counted() {
+    need("fail2ban-regex", "fail2ban");
     let d = Daemon::start(&["smtpd_auth_failure_limit=3"]);
     // Cancelled after the server's challenge, across reconnects.
     for _ in 0..2 {
@@ -554,3 +550,11 @@ fn abandoned_auth_is_logged_for_fail2ban_and_counted() {
     let matched = fail2ban_matches(d._s.dir.path(), &d.log);
     assert_eq!(matched.len(), 3, "{matched:#?}\n{log}");
 }
+
+crate::tests!(
+    no_spelling_of_a_route_relays_for_a_stranger,
+    unknown_local_users_are_refused_unless_the_map_is_empty,
+    an_open_relay_configuration_does_not_start,
+    owned_senders_need_their_owner_in_any_spelling,
+    abandoned_auth_is_logged_for_fail2ban_and_counted,
+);

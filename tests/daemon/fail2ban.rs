@@ -2,64 +2,50 @@
 //! lines, checked with Debian's `fail2ban-regex`: it matches every failed
 //! AUTH and no successful one; and with a `postfix-...` syslog_name,
 //! Debian's stock `postfix[mode=auth]` filter matches the failures too.
-mod common;
-use common::*;
+use crate::common::daemon::{Process, SMTPD_AUTH, free_port, wait_port};
+use crate::common::*;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-const SMTPD_AUTH: &str = env!("CARGO_BIN_EXE_smtpd-auth");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Run smtpd-auth, make `good` successful and `bad` failed logins per
 /// mechanism with swaks, and return the log file.
 fn produce_log(s: &Scratch, syslog_name: &str, good: usize, bad: usize) -> PathBuf {
+    // Before the daemon starts: a skip on the way would leave it running.
+    need("swaks", "swaks");
     s.users(&[("alice", "alice-pw")]);
     let port = free_port();
     let log = s.path(format!("{syslog_name}.log").as_str());
-    let mut child = Command::new(SMTPD_AUTH)
-        .env("SASL_CONF_PATH", s.conf_dir())
-        .arg("-o")
-        .arg(format!(
-            "smtpd_auth_state_dir={}",
-            s.path("state").display()
-        ))
-        .args([
-            "-o",
-            "myhostname=mx.example.org",
-            "-o",
-            "smtpd_sasl_local_domain=example.org",
-        ])
-        .args([
-            "-o",
-            "mydestination=example.org",
-            "-o",
-            "smtpd_tls_security_level=none",
-            "-o",
-            "mail_owner=postfix",
-        ])
-        .arg("-o")
-        .arg(format!("syslog_name={syslog_name}"))
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .stderr(std::fs::File::create(&log).unwrap())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(20));
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut child = Process::spawn(
+        Command::new(SMTPD_AUTH)
+            .env("SASL_CONF_PATH", s.conf_dir())
+            .arg("-o")
+            .arg(format!(
+                "smtpd_auth_state_dir={}",
+                s.path("state").display()
+            ))
+            .args([
+                "-o",
+                "myhostname=mx.example.org",
+                "-o",
+                "smtpd_sasl_local_domain=example.org",
+            ])
+            .args([
+                "-o",
+                "mydestination=example.org",
+                "-o",
+                "smtpd_tls_security_level=none",
+                "-o",
+                "mail_owner=postfix",
+            ])
+            .arg("-o")
+            .arg(format!("syslog_name={syslog_name}"))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}")),
+        log.clone(),
+    );
+    wait_port(port);
     for mech in ["PLAIN", "LOGIN", "CRAM-MD5"] {
         for (n, pw) in [(good, "alice-pw"), (bad, "wrong")] {
             for _ in 0..n {
@@ -93,13 +79,14 @@ fn produce_log(s: &Scratch, syslog_name: &str, good: usize, bad: usize) -> PathB
             }
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    // SIGKILL: no shutdown line joins the log under test.
+    child.kill();
     log
 }
 
 /// fail2ban-regex's "matched" count.
 fn matched(log: &Path, filter: &str) -> usize {
+    need("fail2ban-regex", "fail2ban");
     let o = Command::new("fail2ban-regex")
         .arg(log)
         .arg(filter)
@@ -137,7 +124,6 @@ fn our_filter(s: &Scratch) -> String {
     dir.join("smtpd-auth.conf").display().to_string()
 }
 
-#[test]
 fn shipped_filter_matches_failures_only() {
     let s = Scratch::new();
     let log = produce_log(&s, "smtpd-auth", 2, 3);
@@ -150,7 +136,6 @@ fn shipped_filter_matches_failures_only() {
     assert_eq!(matched(&ok_only, &our_filter(&s2)), 0);
 }
 
-#[test]
 fn debian_postfix_filter_matches_with_a_postfix_syslog_name() {
     let s = Scratch::new();
     let log = produce_log(&s, "postfix-submission", 1, 2);
@@ -165,32 +150,30 @@ fn debian_postfix_filter_matches_with_a_postfix_syslog_name() {
 /// The Dovecot auth socket's failure lines (smtpd-auth/auth, Postfix's
 /// client address from rip=) are matched too, one per failure, and name
 /// the address fail2ban must ban, not the socket's peer.
-#[test]
 fn shipped_filter_matches_auth_socket_failures() {
     let s = Scratch::new();
     s.users(&[("alice", "alice-pw")]);
     let sock = s.path("auth");
     let log = s.path("auth.log");
-    let mut child = Command::new(SMTPD_AUTH)
-        .env("SASL_CONF_PATH", s.conf_dir())
-        .arg("-o")
-        .arg(format!(
-            "smtpd_auth_state_dir={}",
-            s.path("state").display()
-        ))
-        .args([
-            "-o",
-            "myhostname=mx.example.org",
-            "-o",
-            "mail_owner=postfix",
-        ])
-        .args(["-o", "smtpd_sasl_local_domain=example.org"])
-        .arg("-o")
-        .arg(format!("dovecot_auth_socket={}", sock.display()))
-        .stderr(std::fs::File::create(&log).unwrap())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Process::spawn(
+        Command::new(SMTPD_AUTH)
+            .env("SASL_CONF_PATH", s.conf_dir())
+            .arg("-o")
+            .arg(format!(
+                "smtpd_auth_state_dir={}",
+                s.path("state").display()
+            ))
+            .args([
+                "-o",
+                "myhostname=mx.example.org",
+                "-o",
+                "mail_owner=postfix",
+            ])
+            .args(["-o", "smtpd_sasl_local_domain=example.org"])
+            .arg("-o")
+            .arg(format!("dovecot_auth_socket={}", sock.display())),
+        log.clone(),
+    );
     let start = Instant::now();
     while std::os::unix::net::UnixStream::connect(&sock).is_err() {
         assert!(start.elapsed() < Duration::from_secs(20), "no socket");
@@ -218,8 +201,8 @@ fn shipped_filter_matches_auth_socket_failures() {
         assert!(start.elapsed() < Duration::from_secs(10));
         std::thread::sleep(Duration::from_millis(20));
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    // SIGKILL: no shutdown line joins the log under test.
+    child.kill();
     let text = std::fs::read_to_string(&log).unwrap();
     assert_eq!(
         text.matches("smtpd-auth/auth[").count(),
@@ -234,3 +217,9 @@ fn shipped_filter_matches_auth_socket_failures() {
     );
     assert_eq!(matched(&log, &our_filter(&s)), 3, "{text}");
 }
+
+crate::tests!(
+    shipped_filter_matches_failures_only,
+    debian_postfix_filter_matches_with_a_postfix_syslog_name,
+    shipped_filter_matches_auth_socket_failures,
+);

@@ -3,15 +3,12 @@
 //! all while `sasldblistusers` keeps listing. Every user must be there
 //! afterwards with its exact password (Debian's `mdb_dump`), none lost.
 
-mod common;
-mod interop_support;
-
 use std::collections::BTreeSet;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
-use interop_support::*;
+use crate::common::interop::*;
+use crate::common::*;
 
 const WRITERS: usize = 8;
 const LOOP_USERS: usize = 125;
@@ -25,7 +22,6 @@ fn long_pw(tag: &str) -> String {
     format!("{}-{tag}", "x".repeat(300))
 }
 
-#[test]
 fn parallel_single_calls_and_batches_lose_nothing() {
     require_tools();
     let s = Scratch::new();
@@ -181,3 +177,5 @@ fn parallel_single_calls_and_batches_lose_nothing() {
         ["batches", "conf", "sasldb2", "sasldb2-lock"]
     );
 }
+
+crate::tests!(parallel_single_calls_and_batches_lose_nothing,);

@@ -10,8 +10,7 @@
 //! /etc/sasldb2 or /var/spool/postfix: MAIL_CONFIG, SASL_CONF_PATH and
 //! SASLDB_DOCTOR_SASL_PATH point into the scratch directory, and every run
 //! names its store with -f.
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -59,6 +58,8 @@ impl Lab {
     /// master.cf: smtpd chrooted), `smtpd.conf` in `<config>/sasl` when
     /// given, and the doctor's binary where `postfix` can run it.
     fn new(main_cf: &str, smtpd_conf: Option<&str>) -> Lab {
+        // The store goes to Postfix's group, as the real setup has it.
+        need_root();
         let s = Scratch::new();
         // tempdirs are 0700; the postfix user must reach the store.
         std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o755))
@@ -67,6 +68,8 @@ impl Lab {
         std::fs::create_dir_all(conf.join("sasl")).expect("config dir");
         std::fs::create_dir_all(s.path("queue")).expect("queue dir");
         std::fs::create_dir_all(s.path("libsasl-path")).expect("sasl path dir");
+        need_file("/usr/share/postfix/master.cf.dist", "postfix");
+        need("postconf", "postfix");
         std::fs::copy("/usr/share/postfix/master.cf.dist", conf.join("master.cf")).expect(
             "/usr/share/postfix/master.cf.dist (Debian master.cf; apt-get install postfix)",
         );
@@ -351,7 +354,6 @@ fn chown(p: &Path, uid: u32, gid: u32) {
 
 // ------------------------------------------------------------- tests
 
-#[test]
 fn clean_setup_passes_with_every_check_ok() {
     let lab = Lab::clean();
     lab.assert_clean();
@@ -371,7 +373,6 @@ fn clean_setup_passes_with_every_check_ok() {
     );
 }
 
-#[test]
 fn missing_store() {
     let lab = Lab::new(CLEAN_MAIN_CF, Some(CLEAN_SMTPD_CONF));
     lab.expect("store.file", "error", "no such file");
@@ -395,7 +396,6 @@ fn missing_store() {
     assert!(!lab.db().exists());
 }
 
-#[test]
 fn berkeley_db_store_from_debians_saslpasswd2() {
     let lab = Lab::new(CLEAN_MAIN_CF, Some(CLEAN_SMTPD_CONF));
     let db = lab.db_str();
@@ -419,7 +419,6 @@ fn berkeley_db_store_from_debians_saslpasswd2() {
     );
 }
 
-#[test]
 fn world_readable_store_is_fixed() {
     let lab = Lab::clean();
     lab.set_mode(&lab.db(), 0o644);
@@ -433,7 +432,6 @@ fn world_readable_store_is_fixed() {
     lab.assert_clean();
 }
 
-#[test]
 fn store_postfix_cannot_read_is_fixed() {
     let lab = Lab::clean();
     // root:root data file and a lock file the group cannot write: postfix
@@ -453,7 +451,6 @@ fn store_postfix_cannot_read_is_fixed() {
     lab.assert_clean();
 }
 
-#[test]
 fn directory_postfix_cannot_search_is_reported_not_touched() {
     let lab = Lab::new(CLEAN_MAIN_CF, Some(CLEAN_SMTPD_CONF));
     let dir = lab.s.path("private");
@@ -499,7 +496,6 @@ fn directory_postfix_cannot_search_is_reported_not_touched() {
     assert_eq!(mode_of(&dir), 0o700);
 }
 
-#[test]
 fn missing_chroot_copy_is_published() {
     let lab = Lab::clean();
     std::fs::remove_file(lab.copy()).expect("rm copy");
@@ -516,7 +512,6 @@ fn missing_chroot_copy_is_published() {
     lab.assert_clean();
 }
 
-#[test]
 fn stale_chroot_copy_is_published() {
     let lab = Lab::clean();
     // Changes without Postfix integration leave the copy behind.
@@ -533,7 +528,6 @@ fn stale_chroot_copy_is_published() {
     lab.assert_clean();
 }
 
-#[test]
 fn hard_linked_chroot_copy_is_replaced() {
     let lab = Lab::clean();
     std::fs::remove_file(lab.copy()).expect("rm copy");
@@ -553,7 +547,6 @@ fn hard_linked_chroot_copy_is_replaced() {
     lab.assert_clean();
 }
 
-#[test]
 fn chroot_lock_not_group_writable_is_fixed() {
     let lab = Lab::clean();
     let lock = sasldb::store::lock_path(&lab.copy());
@@ -570,9 +563,9 @@ fn chroot_lock_not_group_writable_is_fixed() {
     lab.assert_clean();
 }
 
-#[test]
 fn no_copy_needed_when_smtpd_is_not_chrooted() {
     let lab = Lab::new(CLEAN_MAIN_CF, Some(CLEAN_SMTPD_CONF));
+    need("postconf", "postfix");
     let o = Command::new("postconf")
         .arg("-c")
         .arg(lab.conf_dir())
@@ -586,7 +579,6 @@ fn no_copy_needed_when_smtpd_is_not_chrooted() {
     lab.assert_clean();
 }
 
-#[test]
 fn sasl_config_missing_is_explained() {
     let lab = Lab::new(CLEAN_MAIN_CF, None);
     lab.add(&["--postfix"], "alice");
@@ -600,7 +592,6 @@ fn sasl_config_missing_is_explained() {
     assert!(!msg.contains("/etc/sasl2"), "{msg}");
 }
 
-#[test]
 fn sasl_config_syntax_error() {
     let lab = Lab::new(
         CLEAN_MAIN_CF,
@@ -610,7 +601,6 @@ fn sasl_config_syntax_error() {
     lab.expect("sasl.config", "error", "line 2: expected `key: value`");
 }
 
-#[test]
 fn sasl_config_found_twice_names_the_ignored_file() {
     let lab = Lab::new(CLEAN_MAIN_CF, Some(CLEAN_SMTPD_CONF));
     lab.add(&["--postfix"], "alice");
@@ -623,7 +613,6 @@ fn sasl_config_found_twice_names_the_ignored_file() {
     lab.expect("sasl.mech_list", "ok", "PLAIN LOGIN");
 }
 
-#[test]
 fn pwcheck_method_unknown_and_alwaystrue() {
     let lab = Lab::new(
         CLEAN_MAIN_CF,
@@ -639,7 +628,6 @@ fn pwcheck_method_unknown_and_alwaystrue() {
     lab.expect("sasl.pwcheck_method", "error", "any password is accepted");
 }
 
-#[test]
 fn auxprop_sql_without_sql_select() {
     let lab = Lab::new(
         CLEAN_MAIN_CF,
@@ -656,7 +644,6 @@ fn auxprop_sql_without_sql_select() {
     );
 }
 
-#[test]
 fn noplaintext_with_only_plain_login_leaves_no_mechanism() {
     let lab = Lab::new(
         &format!("{CLEAN_MAIN_CF}smtpd_sasl_security_options = noanonymous, noplaintext\n"),
@@ -682,7 +669,6 @@ fn noplaintext_with_only_plain_login_leaves_no_mechanism() {
     lab.expect("sasl.mech_list", "ok", "PLAIN LOGIN after STARTTLS");
 }
 
-#[test]
 fn cram_md5_offered_to_accounts_without_user_password() {
     let lab = Lab::new(
         CLEAN_MAIN_CF,
@@ -700,7 +686,6 @@ fn cram_md5_offered_to_accounts_without_user_password() {
     assert!(!msg.contains("alice@"), "{msg}");
 }
 
-#[test]
 fn accounts_under_the_host_name_or_a_container_id() {
     let lab = Lab::new(CLEAN_MAIN_CF, Some(CLEAN_SMTPD_CONF));
     let host = default_realm();
@@ -739,7 +724,6 @@ fn accounts_under_the_host_name_or_a_container_id() {
     );
 }
 
-#[test]
 fn sasl_auth_not_enabled() {
     let lab = Lab::new(
         "smtpd_tls_security_level = may\nsmtpd_tls_auth_only = yes\n",
@@ -767,7 +751,6 @@ fn sasl_auth_not_enabled() {
     lab.assert_clean();
 }
 
-#[test]
 fn permit_sasl_authenticated_after_reject_unauth_destination() {
     let lab = Lab::new(
         &format!(
@@ -795,7 +778,6 @@ fn permit_sasl_authenticated_after_reject_unauth_destination() {
     );
 }
 
-#[test]
 fn plaintext_before_tls() {
     let lab = Lab::new(
         "smtpd_sasl_auth_enable = yes\nsmtpd_tls_security_level = may\n",
@@ -823,17 +805,18 @@ fn plaintext_before_tls() {
     lab.expect("postfix.tls_auth_only", "error", "AUTH is never offered");
 }
 
-#[test]
 fn libsasl_database_format_against_an_lmdb_store() {
     let lab = Lab::new(CLEAN_MAIN_CF, Some(SASLDB_SMTPD_CONF));
     lab.add(&["--postfix"], "alice");
     // What the installed plugin links decides; Debian 12's links libdb-5.3.
+    need_file("/usr/lib/x86_64-linux-gnu/sasl2", "libsasl2-modules-db");
     let plugin = std::fs::read_dir("/usr/lib/x86_64-linux-gnu/sasl2")
         .expect("libsasl2-modules-db")
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .find(|p| p.to_string_lossy().contains("libsasldb.so"))
         .expect("libsasldb.so (apt-get install libsasl2-modules-db)");
+    need("ldd", "libc-bin");
     let ldd = Command::new("ldd").arg(&plugin).output().expect("ldd");
     let linked = String::from_utf8_lossy(&ldd.stdout).to_string();
     if linked.contains("libdb-") {
@@ -855,7 +838,6 @@ fn libsasl_database_format_against_an_lmdb_store() {
     lab.expect("libsasl.db_format", "ok", "no Postfix service reads sasldb");
 }
 
-#[test]
 fn dovecot_socket() {
     let lab = Lab::new(
         &format!("{CLEAN_MAIN_CF}smtpd_sasl_type = dovecot\nsmtpd_sasl_path = private/auth\n"),
@@ -871,7 +853,6 @@ fn dovecot_socket() {
     lab.assert_clean();
 }
 
-#[test]
 fn postconf_failing_is_an_error_and_the_store_is_still_checked() {
     let lab = Lab::clean();
     let db = lab.db_str();
@@ -894,7 +875,6 @@ fn postconf_failing_is_an_error_and_the_store_is_still_checked() {
     assert!(finding(&v, "store.perms", "ok").is_some(), "{v:#}");
 }
 
-#[test]
 fn doctor_flags_are_documented_and_checked() {
     let lab = Lab::clean();
     let o = lab.run(&["--help"], None);
@@ -911,3 +891,32 @@ fn doctor_flags_are_documented_and_checked() {
     let o = lab.run(&["--doctor-probe-open", &lab.db_str()], None);
     assert_eq!((o.status.code(), stdout(&o)), (Some(0), "1\n".to_string()));
 }
+
+crate::tests!(
+    clean_setup_passes_with_every_check_ok,
+    missing_store,
+    berkeley_db_store_from_debians_saslpasswd2,
+    world_readable_store_is_fixed,
+    store_postfix_cannot_read_is_fixed,
+    directory_postfix_cannot_search_is_reported_not_touched,
+    missing_chroot_copy_is_published,
+    stale_chroot_copy_is_published,
+    hard_linked_chroot_copy_is_replaced,
+    chroot_lock_not_group_writable_is_fixed,
+    no_copy_needed_when_smtpd_is_not_chrooted,
+    sasl_config_missing_is_explained,
+    sasl_config_syntax_error,
+    sasl_config_found_twice_names_the_ignored_file,
+    pwcheck_method_unknown_and_alwaystrue,
+    auxprop_sql_without_sql_select,
+    noplaintext_with_only_plain_login_leaves_no_mechanism,
+    cram_md5_offered_to_accounts_without_user_password,
+    accounts_under_the_host_name_or_a_container_id,
+    sasl_auth_not_enabled,
+    permit_sasl_authenticated_after_reject_unauth_destination,
+    plaintext_before_tls,
+    libsasl_database_format_against_an_lmdb_store,
+    dovecot_socket,
+    postconf_failing_is_an_error_and_the_store_is_still_checked,
+    doctor_flags_are_documented_and_checked,
+);

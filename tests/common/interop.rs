@@ -1,6 +1,6 @@
 //! Helpers for the interop and robustness tests: an independent LMDB peer
 //! process (Debian's python3-lmdb), `mdb_stat` parsing, umask wrappers and
-//! bounded waits. Used next to `tests/common` via `mod interop_support;`.
+//! bounded waits (`common::interop`).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
@@ -13,32 +13,13 @@ use std::time::{Duration, Instant};
 /// (A `python3` found on PATH may be another interpreter without lmdb.)
 pub const PYTHON: &str = "/usr/bin/python3";
 
-/// Fail (never skip) when the Debian tools are missing, naming the package.
+/// The Debian tools these tests drive: missing ones skip the test (see
+/// `common::harness`), or fail it under CI.
 pub fn require_tools() {
-    for (tool, pkg) in [
-        ("mdb_dump", "lmdb-utils"),
-        ("mdb_load", "lmdb-utils"),
-        ("mdb_stat", "lmdb-utils"),
-    ] {
-        let ok = Command::new(tool)
-            .arg("-V")
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        assert!(
-            ok,
-            "{tool} not found or not working: install the Debian package {pkg} (apt-get install -y {pkg})"
-        );
+    for tool in ["mdb_dump", "mdb_load", "mdb_stat"] {
+        super::need(tool, "lmdb-utils");
     }
-    let ok = Command::new(PYTHON)
-        .args(["-c", "import lmdb"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "{PYTHON} cannot import lmdb: install the Debian package python3-lmdb (apt-get install -y python3-lmdb)"
-    );
+    super::need_python_lmdb();
 }
 
 /// A long-lived python3-lmdb process holding the environment open and
@@ -123,6 +104,7 @@ for line in sys.stdin:
 
 impl PyPeer {
     pub fn spawn(db: &Path, mode: &str, map_size: Option<usize>) -> PyPeer {
+        super::need_python_lmdb();
         let mut cmd = Command::new(PYTHON);
         cmd.arg("-c").arg(PEER_SCRIPT).arg(db).arg(mode);
         if let Some(m) = map_size {
@@ -227,6 +209,7 @@ pub fn unhex(s: &str) -> Vec<u8> {
 
 /// Run a Python snippet with Debian's interpreter; `args` become sys.argv[1:].
 pub fn python(script: &str, args: &[&str]) -> Output {
+    super::need_python_lmdb();
     let o = Command::new(PYTHON)
         .arg("-c")
         .arg(script)
@@ -244,6 +227,7 @@ pub fn python(script: &str, args: &[&str]) -> Output {
 /// `mdb_stat -n -e` of a store, as name -> value for the numeric fields
 /// ("Map size", "Entries", "Page size", "Max readers", ...).
 pub fn mdb_stat(db: &Path) -> Vec<(String, u64)> {
+    super::need("mdb_stat", "lmdb-utils");
     let o = Command::new("mdb_stat")
         .args(["-n", "-e"])
         .arg(db)
@@ -319,5 +303,5 @@ pub fn dir_listing(dir: &Path) -> Vec<String> {
 /// for every byte: LMDB 0.9.24's `mdb_dump -p` prints a backslash unescaped,
 /// so `a\b` and the byte 0x0b cannot be told apart there.
 pub fn dump_hex(db: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
-    super::common::mdb_dump(db)
+    super::mdb_dump(db)
 }

@@ -2,8 +2,7 @@
 //! auth sockets in a directory others can write, self-signed certificates
 //! made by instances starting together, root given up before anyone is
 //! served, IPv6 clients limited per network.
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -81,18 +80,13 @@ fn o(kv: impl std::fmt::Display) -> [String; 2] {
     ["-o".to_string(), kv.to_string()]
 }
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
 /// Item: the auth socket's mode and owner are set without following a
 /// path others can change. A racer keeps watching the socket path and, the
 /// moment a socket appears, records its mode and owner and swaps a symlink
 /// to a sentinel in. Root must never chmod the sentinel, and the socket
 /// must never be seen with any but its final mode and owner.
-#[test]
 fn auth_socket_mode_is_never_set_through_a_swapped_symlink() {
-    assert!(is_root(), "this test runs as root (as the daemon does)");
+    need_root();
     let s = Scratch::new();
     s.users(&[("alice", "alice-pw")]);
     let dir = s.path("private");
@@ -209,8 +203,8 @@ fn assert_pair_matches(tls: &Path) {
 
 /// Item: instances starting together on one fresh state directory leave
 /// one matching certificate and key, and every later start succeeds.
-#[test]
 fn instances_starting_together_make_one_matching_certificate() {
+    need("openssl", "openssl");
     let s = Scratch::new();
     s.users(&[("alice", "alice-pw")]);
     let start = |state: &Path, log: &Path| {
@@ -246,8 +240,8 @@ fn instances_starting_together_make_one_matching_certificate() {
 
 /// A certificate and key that do not match (as the race used to leave
 /// them) are replaced at the next start instead of failing every start.
-#[test]
 fn mismatched_self_signed_pair_is_made_anew() {
+    need("openssl", "openssl");
     let s = Scratch::new();
     s.users(&[("alice", "alice-pw")]);
     let state = s.path("state");
@@ -291,9 +285,8 @@ fn mismatched_self_signed_pair_is_made_anew() {
 
 /// Item: as Postfix, a privileged mail_owner is refused, before anything
 /// is bound.
-#[test]
 fn mail_owner_root_is_refused() {
-    assert!(is_root(), "this test runs as root (as the daemon does)");
+    need_root();
     let s = Scratch::new();
     s.users(&[("alice", "alice-pw")]);
     let sock = s.path("auth");
@@ -350,9 +343,9 @@ fn free_port() -> u16 {
 /// setuid call for two seconds; clients knock all the while, and whenever
 /// one gets a greeting, every thread of the daemon must already be
 /// unprivileged.
-#[test]
 fn no_client_is_served_before_root_is_given_up() {
-    assert!(is_root(), "this test runs as root (as the daemon does)");
+    need("strace", "strace");
+    need_root();
     let s = Scratch::new();
     s.users(&[("alice", "alice-pw")]);
     let port = free_port();
@@ -433,7 +426,6 @@ fn no_client_is_served_before_root_is_given_up() {
 }
 
 /// `smtpd_client_ipv6_prefix_length` is checked.
-#[test]
 fn ipv6_prefix_length_is_validated() {
     let s = Scratch::new();
     s.users(&[("alice", "alice-pw")]);
@@ -492,9 +484,11 @@ for src in sys.argv[2:]:
 /// Item: IPv6 clients count per /64 for the connection limit (real
 /// addresses in a network namespace of the test's own), and per address
 /// with `smtpd_client_ipv6_prefix_length = 128`.
-#[test]
 fn ipv6_clients_are_limited_per_network() {
-    assert!(is_root(), "this test runs as root (network namespaces)");
+    need("nsenter", "util-linux");
+    need("unshare", "util-linux");
+    need("ip", "iproute2");
+    need_root();
     let s = Scratch::new();
     s.users(&[("alice", "alice-pw")]);
     let addrs = [
@@ -553,9 +547,9 @@ fn ipv6_clients_are_limited_per_network() {
 /// Root is given up before anyone is served, so on SIGHUP the daemon can
 /// no longer read root's key files: the configuration is still read again
 /// and the certificate in use is kept (with a warning), STARTTLS works.
-#[test]
 fn sighup_after_root_is_given_up_keeps_tls() {
-    assert!(is_root(), "this test runs as root (as the daemon does)");
+    need("python3", "python3");
+    need_root();
     let s = Scratch::new();
     s.users(&[("alice", "alice-pw")]);
     let port = free_port();
@@ -600,3 +594,14 @@ fn sighup_after_root_is_given_up_keeps_tls() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+crate::tests!(
+    auth_socket_mode_is_never_set_through_a_swapped_symlink,
+    instances_starting_together_make_one_matching_certificate,
+    mismatched_self_signed_pair_is_made_anew,
+    mail_owner_root_is_refused,
+    no_client_is_served_before_root_is_given_up,
+    ipv6_prefix_length_is_validated,
+    ipv6_clients_are_limited_per_network,
+    sighup_after_root_is_given_up_keeps_tls,
+);

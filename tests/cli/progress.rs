@@ -1,7 +1,6 @@
 //! Batch progress: shown on a terminal once work takes over a second, never
 //! in a pipe.
-mod common;
-use common::*;
+use crate::common::*;
 use std::process::Command;
 
 fn slow_batch(s: &Scratch) -> std::path::PathBuf {
@@ -16,7 +15,6 @@ fn slow_batch(s: &Scratch) -> std::path::PathBuf {
     f
 }
 
-#[test]
 fn progress_on_a_terminal_only() {
     let s = Scratch::new();
     let f = slow_batch(&s);
@@ -27,6 +25,7 @@ fn progress_on_a_terminal_only() {
         db.display()
     );
     // script(1) gives the tool a real pty on stdout and stderr.
+    need("script", "util-linux");
     let out = Command::new("script")
         .args(["-q", "-e", "-c", &cmd, "/dev/null"])
         .env("SASL_CONF_PATH", s.conf_dir())
@@ -68,3 +67,5 @@ fn progress_on_a_terminal_only() {
     );
     assert_eq!(mdb_dump(&db2).len(), 800); // userPassword + authPassword each
 }
+
+crate::tests!(progress_on_a_terminal_only,);

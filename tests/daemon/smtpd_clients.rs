@@ -3,51 +3,21 @@
 //! smtplib; every mechanism, right and wrong passwords, STARTTLS and
 //! implicit TLS, Maildir delivery, forwarding to Postfix's smtp-sink and a
 //! next hop that is down.
-mod common;
-use common::*;
+use crate::common::daemon::{Process, SMTPD_AUTH, free_port, wait_port};
+use crate::common::*;
 
 use std::io::Read;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SMTPD_AUTH: &str = env!("CARGO_BIN_EXE_smtpd-auth");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_port(port: u16) {
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "port {port} never opened"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 struct Daemon {
-    child: Child,
-    log: PathBuf,
+    p: Process,
     port: u16,
     tls_port: u16,
     cert: PathBuf,
     mail: PathBuf,
     s: Scratch,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Daemon {
@@ -56,6 +26,7 @@ impl Daemon {
         s.users(&[("alice", "alice-pw"), ("bob", "bob pw")]);
         let cert = s.path("cert.pem");
         let key = s.path("key.pem");
+        need("openssl", "openssl");
         let o = Command::new("openssl")
             .args([
                 "req",
@@ -116,16 +87,12 @@ impl Daemon {
             .arg(format!("127.0.0.1:{port}"))
             .arg("--listen-tls")
             .arg(format!("127.0.0.1:{tls_port}"))
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
-        let child = cmd.spawn().expect("smtpd-auth");
+            .args(extra);
+        let p = Process::spawn(&mut cmd, log);
         wait_port(port);
         wait_port(tls_port);
         Daemon {
-            child,
-            log,
+            p,
             port,
             tls_port,
             cert,
@@ -135,7 +102,7 @@ impl Daemon {
     }
 
     fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.p.log()
     }
 
     fn maildir_count(&self, user: &str) -> usize {
@@ -150,6 +117,7 @@ fn swaks(d: &Daemon, args: &[&str]) -> (bool, String) {
 }
 
 fn swaks_port(port: u16, args: &[&str]) -> (bool, String) {
+    need("swaks", "swaks");
     let out = Command::new("swaks")
         .args(["--server", "127.0.0.1", "--port", &port.to_string()])
         .args([
@@ -169,7 +137,6 @@ fn swaks_port(port: u16, args: &[&str]) -> (bool, String) {
     )
 }
 
-#[test]
 fn swaks_every_mechanism_with_and_without_tls() {
     let d = Daemon::start(&[]);
     for mech in ["PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5"] {
@@ -244,7 +211,6 @@ fn swaks_every_mechanism_with_and_without_tls() {
     );
 }
 
-#[test]
 fn relay_needs_auth() {
     let d = Daemon::start(&[]);
     // 127.0.0.1 is not in mynetworks here: no relay without AUTH.
@@ -262,11 +228,11 @@ fn relay_needs_auth() {
     assert!(ok, "{out}");
 }
 
-#[test]
 fn gsasl_scram_and_scram_plus() {
     let d = Daemon::start(&[]);
     let port = d.port.to_string();
     let run = |mech: &str, pw: &str, tls: bool, extra: &[&str]| {
+        need("gsasl", "gsasl");
         let mut c = Command::new("gsasl");
         c.args([
             "--smtp",
@@ -316,11 +282,11 @@ fn gsasl_scram_and_scram_plus() {
     assert!(!ok);
 }
 
-#[test]
 fn msmtp_curl_and_smtplib_deliver() {
     let d = Daemon::start(&[]);
     let msg = d.s.path("msg.eml");
     std::fs::write(&msg, "Subject: t\r\n\r\nhello\r\n.leading dot\r\n").unwrap();
+    need("msmtp", "msmtp");
     let o = Command::new("msmtp")
         .args([
             "--host=127.0.0.1",
@@ -343,6 +309,7 @@ fn msmtp_curl_and_smtplib_deliver() {
         "msmtp: {}",
         String::from_utf8_lossy(&o.stderr)
     );
+    need("curl", "curl");
     let o = Command::new("curl")
         .args([
             "-sS",
@@ -371,6 +338,7 @@ fn msmtp_curl_and_smtplib_deliver() {
         "import smtplib\nfor m in ['CRAM-MD5','PLAIN','LOGIN']:\n    s=smtplib.SMTP('127.0.0.1',{})\n    s.ehlo(); s.user, s.password = 'alice', 'alice-pw'\n    code, _ = s.auth(m, getattr(s, 'auth_' + m.lower().replace('-', '_')))\n    assert code == 235, (m, code)\n    s.sendmail('alice@example.org', ['bob@example.org'], 'Subject: py\\r\\n\\r\\nx\\r\\n')\n    s.quit()\n",
         d.port
     );
+    need("/usr/bin/python3", "python3");
     let o = Command::new("/usr/bin/python3")
         .args(["-c", &script])
         .output()
@@ -398,7 +366,10 @@ fn msmtp_curl_and_smtplib_deliver() {
 }
 
 fn smtp_sink(dir: &Path, port: u16) -> Child {
+    // It runs as the postfix user.
+    need_root();
     std::fs::create_dir_all(dir).unwrap();
+    need("smtp-sink", "postfix");
     let mut c = Command::new("smtp-sink")
         .arg("-u")
         .arg("postfix")
@@ -423,7 +394,6 @@ fn smtp_sink(dir: &Path, port: u16) -> Child {
     c
 }
 
-#[test]
 fn forwarding_to_the_next_hop_and_next_hop_down() {
     let hop = free_port();
     let d = Daemon::start(&["-o", &format!("relayhost=[127.0.0.1]:{hop}")]);
@@ -476,7 +446,6 @@ fn forwarding_to_the_next_hop_and_next_hop_down() {
     assert!(!ok && out.contains("451 4.3.0"), "{out}");
 }
 
-#[test]
 fn bare_lf_and_oversize_lines_are_refused() {
     use std::io::Write;
     let d = Daemon::start(&[]);
@@ -538,7 +507,6 @@ fn raw(port: u16, bytes: &[u8]) -> String {
     out
 }
 
-#[test]
 fn auth_only_after_tls_by_default_when_tls_is_available() {
     // The last -o wins: back to the default (unset).
     let d = Daemon::start(&["-o", "smtpd_tls_auth_only="]);
@@ -579,7 +547,6 @@ fn auth_only_after_tls_by_default_when_tls_is_available() {
     assert!(!out.contains("AUTH"), "AUTH advertised before TLS: {out}");
 }
 
-#[test]
 fn pipelining_violations_connection_and_auth_rate_limits() {
     let d = Daemon::start(&[
         "-o",
@@ -630,6 +597,7 @@ fn pipelining_violations_connection_and_auth_rate_limits() {
         "import smtplib\ns=smtplib.SMTP('127.0.0.1',{})\ns.ehlo()\ncodes=[]\nfor i in range(3):\n    c,_=s.docmd('AUTH','PLAIN AGFsaWNlAHdyb25n')\n    codes.append(c)\nprint(codes)\n",
         d.port
     );
+    need("/usr/bin/python3", "python3");
     let o = Command::new("/usr/bin/python3")
         .args(["-c", &script])
         .output()
@@ -643,7 +611,6 @@ fn pipelining_violations_connection_and_auth_rate_limits() {
     );
 }
 
-#[test]
 fn sigterm_lets_a_session_finish_and_sighup_reloads() {
     use std::io::{BufRead, BufReader, Write};
     let d = Daemon::start(&[]);
@@ -678,7 +645,7 @@ fn sigterm_lets_a_session_finish_and_sighup_reloads() {
     }
     w.write_all(b"Subject: during shutdown\r\n\r\nbody\r\n")
         .unwrap();
-    let pid = d.child.id().to_string();
+    let pid = d.p.pid().to_string();
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -707,7 +674,7 @@ fn sigterm_lets_a_session_finish_and_sighup_reloads() {
     let start = Instant::now();
     let mut d = d;
     loop {
-        if let Some(status) = d.child.try_wait().unwrap() {
+        if let Some(status) = d.p.exited() {
             assert!(status.success(), "{status:?}");
             break;
         }
@@ -795,8 +762,9 @@ fn sigterm_lets_a_session_finish_and_sighup_reloads() {
     let _ = child.wait();
 }
 
-#[test]
 fn drops_root_for_mail_owner() {
+    // It starts as root and switches to the postfix user.
+    need_root();
     // Scratch paths must be reachable by postfix for the Maildir.
     let d = Daemon::start(&["-o", "mail_owner=postfix"]);
     let _ = Command::new("chmod")
@@ -805,7 +773,7 @@ fn drops_root_for_mail_owner() {
         .status();
     std::fs::create_dir_all(&d.mail).unwrap();
     let _ = Command::new("chmod").args(["777"]).arg(&d.mail).status();
-    let status = std::fs::read_to_string(format!("/proc/{}/status", d.child.id())).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.p.pid())).unwrap();
     let uid_line = status
         .lines()
         .find(|l| l.starts_with("Uid:"))
@@ -838,9 +806,10 @@ fn drops_root_for_mail_owner() {
     assert!(ok && out.contains("235"), "{out}");
 }
 
-#[test]
 fn self_signed_certificate_is_made_once_in_the_state_directory() {
     use std::os::unix::fs::PermissionsExt;
+    // Before the daemons start: a skip on the way would leave them running.
+    need("swaks", "swaks");
     let s = Scratch::new();
     s.users(&[("alice", "pw")]);
     let state = s.path("state");
@@ -888,7 +857,6 @@ fn self_signed_certificate_is_made_once_in_the_state_directory() {
     let _ = c.wait();
 }
 
-#[test]
 fn commands_pipelined_behind_starttls_are_never_run() {
     use std::io::Write;
     let d = Daemon::start(&[]);
@@ -909,7 +877,6 @@ fn commands_pipelined_behind_starttls_are_never_run() {
     );
 }
 
-#[test]
 fn a_user_added_while_running_logs_in_without_a_restart() {
     let d = Daemon::start(&[]);
     let (ok, _) = swaks(
@@ -985,7 +952,6 @@ fn a_user_added_while_running_logs_in_without_a_restart() {
     assert!(!ok);
 }
 
-#[test]
 fn a_session_has_a_total_time_limit() {
     use std::io::{BufRead, BufReader, Write};
     let d = Daemon::start(&["-o", "smtpd_max_session_time=2s"]);
@@ -1015,7 +981,6 @@ fn a_session_has_a_total_time_limit() {
     );
 }
 
-#[test]
 fn bad_configuration_values_name_where_they_were_set() {
     let s = Scratch::new();
     s.users(&[("alice", "alice-pw")]);
@@ -1067,3 +1032,21 @@ fn bad_configuration_values_name_where_they_were_set() {
         "{err}"
     );
 }
+
+crate::tests!(
+    swaks_every_mechanism_with_and_without_tls,
+    relay_needs_auth,
+    gsasl_scram_and_scram_plus,
+    msmtp_curl_and_smtplib_deliver,
+    forwarding_to_the_next_hop_and_next_hop_down,
+    bare_lf_and_oversize_lines_are_refused,
+    auth_only_after_tls_by_default_when_tls_is_available,
+    pipelining_violations_connection_and_auth_rate_limits,
+    sigterm_lets_a_session_finish_and_sighup_reloads,
+    drops_root_for_mail_owner,
+    self_signed_certificate_is_made_once_in_the_state_directory,
+    commands_pipelined_behind_starttls_are_never_run,
+    a_user_added_while_running_logs_in_without_a_restart,
+    a_session_has_a_total_time_limit,
+    bad_configuration_values_name_where_they_were_set,
+);

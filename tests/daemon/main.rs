@@ -1,0 +1,36 @@
+//! Integration tests of `smtpd-auth` (SMTP AUTH listener, Dovecot and saslauthd sockets)
+//! with real clients, Postfix and fail2ban, one test binary. Run by
+//! tests/common/harness.rs: a test whose system tool is missing is counted as ignored, or
+//! fails under CI=true.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod auth_oracle;
+mod authd_postfix;
+mod dialogs;
+mod fail2ban;
+mod hardening;
+mod mech_python;
+mod resources;
+mod smtpd_clients;
+mod trust;
+
+fn main() {
+    common::harness::run(
+        [
+            auth_oracle::tests(),
+            authd_postfix::tests(),
+            dialogs::tests(),
+            fail2ban::tests(),
+            hardening::tests(),
+            mech_python::tests(),
+            resources::tests(),
+            smtpd_clients::tests(),
+            trust::tests(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+    )
+}
