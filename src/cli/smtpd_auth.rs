@@ -492,7 +492,21 @@ fn start(
     mut listen: Vec<String>,
     mut listen_tls: Vec<String>,
 ) -> Result<(), String> {
+    use crate::sysd::State;
     use nix::sys::signal::{SigSet, Signal};
+    // Both change the environment: before any thread starts.
+    let mut inherited = crate::sysd::take_listen_fds()
+        .map_err(|x| x.to_string())?
+        .filter(|i| !i.is_empty());
+    let notifier = crate::sysd::Notifier::from_env().map_err(|x| x.to_string())?;
+    let notify = |state: State, status: &str, log: &server::LogFn| {
+        if let Err(e) = notifier.notify(state, status) {
+            log(&format!(
+                "warning: NOTIFY_SOCKET: {}",
+                crate::sys::strerror(&e)
+            ));
+        }
+    };
     let c = common(&cf)?;
     let store = Store::open_read(&c.store_path, &c.open)
         .map_err(|x| format!("{x} (create a user with saslpasswd first)"))?;
@@ -513,8 +527,8 @@ fn start(
     };
     let auth_log = logger(&cf, &c.hostname, "auth")?;
     let log: Box<server::LogFn> = Box::new(move |text: &str| auth_log.log(text));
-    let dovecot_spec = socket_spec(&cf, "dovecot_auth_socket")?;
-    let saslauthd_spec = socket_spec(&cf, "saslauthd_socket")?;
+    let mut dovecot_spec = socket_spec(&cf, "dovecot_auth_socket")?;
+    let mut saslauthd_spec = socket_spec(&cf, "saslauthd_socket")?;
     let wrapper = cf.get_bool("smtpd_tls_wrappermode").map_err(err_cf)?;
     let configured = cf.get_list("smtpd_listen").map_err(err_cf)?;
     if wrapper {
@@ -523,7 +537,16 @@ fn start(
         listen.extend(configured);
     }
     listen_tls.extend(cf.get_list("smtpd_listen_tls").map_err(err_cf)?);
-    if dovecot_spec.is_none()
+    // Socket-activated: serve what the service manager passed, bind nothing.
+    let mut not_bound = Vec::new();
+    if inherited.is_some() {
+        not_bound.extend(dovecot_spec.take().map(|s| s.path.display().to_string()));
+        not_bound.extend(saslauthd_spec.take().map(|s| s.path.display().to_string()));
+        not_bound.append(&mut listen);
+        not_bound.append(&mut listen_tls);
+    }
+    if inherited.is_none()
+        && dovecot_spec.is_none()
         && saslauthd_spec.is_none()
         && listen.is_empty()
         && listen_tls.is_empty()
@@ -537,6 +560,13 @@ fn start(
         .filter_map(|a| a.rsplit_once(':'))
         .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']').to_string())
         .collect();
+    aliases.extend(
+        inherited
+            .iter()
+            .flat_map(|i| i.smtp.iter().chain(&i.smtps))
+            .filter_map(|l| l.local_addr().ok())
+            .map(|a| a.ip().to_string()),
+    );
     aliases.push("localhost".into());
     let limiter = FailureLimiter::new(
         cf.get_u32("smtpd_auth_failure_limit").map_err(err_cf)?,
@@ -560,16 +590,46 @@ fn start(
             ));
         }
     }
+    if !not_bound.is_empty() {
+        (shared.log)(&format!(
+            "socket activation: not binding {} (configured, but sockets were passed)",
+            not_bound.join(", ")
+        ));
+    }
     let mut bound = Vec::new();
+    let mut auth_sockets = Vec::new();
     for (spec, protocol, what) in [
         (dovecot_spec, server::Protocol::Dovecot, "dovecot"),
         (saslauthd_spec, server::Protocol::Saslauthd, "saslauthd"),
     ] {
         let Some(spec) = spec else { continue };
         let listener = server::bind(&spec).map_err(|x| format!("{}: {x}", spec.path.display()))?;
+        auth_sockets.push((listener, protocol, what, spec.path.display().to_string()));
+        bound.push(spec.path);
+    }
+    if let Some(i) = inherited.as_mut() {
+        let dovecot = i.dovecot.drain(..).map(|l| (l, server::Protocol::Dovecot));
+        let saslauthd = i
+            .saslauthd
+            .drain(..)
+            .map(|l| (l, server::Protocol::Saslauthd));
+        for (l, protocol) in dovecot.chain(saslauthd) {
+            let path = l
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_pathname().map(|p| p.display().to_string()));
+            let what = if protocol == server::Protocol::Dovecot {
+                "dovecot"
+            } else {
+                "saslauthd"
+            };
+            let name = format!("{} (inherited)", path.as_deref().unwrap_or("unnamed"));
+            auth_sockets.push((l, protocol, what, name));
+        }
+    }
+    for (listener, protocol, what, name) in auth_sockets {
         (shared.log)(&format!(
-            "{what} auth socket {} ready; realm {}; mechanisms {}",
-            spec.path.display(),
+            "{what} auth socket {name} ready; realm {}; mechanisms {}",
             c.realm,
             socket_mechanisms.join(" ")
         ));
@@ -578,14 +638,19 @@ fn start(
             .name(format!("{what}-auth"))
             .spawn(move || server::serve(listener, sh, protocol))
             .map_err(|x| x.to_string())?;
-        bound.push(spec.path);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|x| x.to_string())?;
     let mut control = None;
-    if !listen.is_empty() || !listen_tls.is_empty() {
+    let inherited_tcp: Vec<(std::net::TcpListener, bool)> = match inherited.take() {
+        Some(i) => (i.smtp.into_iter().map(|l| (l, false)))
+            .chain(i.smtps.into_iter().map(|l| (l, true)))
+            .collect(),
+        None => Vec::new(),
+    };
+    if !listen.is_empty() || !listen_tls.is_empty() || !inherited_tcp.is_empty() {
         let store = Store::open_read(&c.store_path, &c.open).map_err(|x| x.to_string())?;
         let l = smtp_listener(&cf, &c, Arc::new(store), &aliases)?;
         let tls_on = l.tls.is_some();
@@ -598,31 +663,46 @@ fn start(
         }
         let limit = cf.get_u32("default_process_limit").map_err(err_cf)?;
         let ctl = Control::new(l, limit);
+        let mut tcps = Vec::new();
         for (addrs, implicit) in [(&listen, false), (&listen_tls, true)] {
             for a in addrs {
-                if implicit && !tls_on {
-                    return Err(format!(
-                        "implicit TLS on {a}: TLS is off (smtpd_tls_security_level = none)"
-                    ));
-                }
                 let tcp = runtime
                     .block_on(tokio::net::TcpListener::bind(a.as_str()))
                     .map_err(|x| format!("listen {a}: {x}"))?;
-                (shared.log)(&format!(
-                    "SMTP listener on {a}{}",
-                    if implicit { " (implicit TLS)" } else { "" }
-                ));
-                runtime.spawn(Arc::clone(&ctl).serve(tcp, implicit));
+                tcps.push((tcp, a.clone(), implicit));
             }
+        }
+        for (l, implicit) in inherited_tcp {
+            let _in_runtime = runtime.enter();
+            let name = l.local_addr().map_or("unnamed".into(), |a| a.to_string());
+            let tcp = l
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::TcpListener::from_std(l))
+                .map_err(|x| format!("inherited socket {name}: {x}"))?;
+            tcps.push((tcp, format!("{name} (inherited)"), implicit));
+        }
+        for (tcp, a, implicit) in tcps {
+            if implicit && !tls_on {
+                return Err(format!(
+                    "implicit TLS on {a}: TLS is off (smtpd_tls_security_level = none)"
+                ));
+            }
+            (shared.log)(&format!(
+                "SMTP listener on {a}{}",
+                if implicit { " (implicit TLS)" } else { "" }
+            ));
+            runtime.spawn(Arc::clone(&ctl).serve(tcp, implicit));
         }
         control = Some(ctl);
     }
     if let Some(user) = drop_privileges(&cf)? {
         (shared.log)(&format!("running as {user}"));
     }
+    notify(State::Ready, "serving", &*shared.log);
     loop {
         let sig = signals.wait().map_err(|x| x.to_string())?;
         if sig == Signal::SIGHUP {
+            notify(State::Reloading, "reloading", &*shared.log);
             match (&control, source.load()) {
                 (Some(ctl), Ok(cf2)) => {
                     let rebuilt = common(&cf2).and_then(|c2| {
@@ -647,9 +727,11 @@ fn start(
                     "warning: reload failed, keeping the old configuration: {e}"
                 )),
             }
+            notify(State::Ready, "serving", &*shared.log);
             continue;
         }
         (shared.log)(&format!("stopping on {sig:?}"));
+        notify(State::Stopping, "stopping", &*shared.log);
         shared.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         for p in &bound {
             let _ = std::fs::remove_file(p);
