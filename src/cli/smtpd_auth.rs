@@ -24,6 +24,18 @@ use crate::store::{OpenOptions, Store};
 /// Default configuration file (read when it exists and no -c is given).
 pub const DEFAULT_CONFIG: &str = "/etc/smtpd-auth/main.cf";
 
+/// The `--help` (and man page) section on running under systemd; the
+/// names are `crate::sysd::Role::from_name`'s.
+const SOCKET_ACTIVATION: &str = "\nSocket activation:
+  Sockets handed over by systemd (LISTEN_FDS) are served instead of the listeners and auth sockets of the configuration, which are then not bound. FileDescriptorName= says what each one serves:
+  submission, smtp  SMTP, STARTTLS offered (TCP; ports 587, 25)
+  submissions, smtps  SMTP with implicit TLS (TCP; port 465)
+  dovecot  Dovecot auth protocol for Postfix (UNIX)
+  saslauthd  saslauthd protocol (UNIX)
+
+  With NOTIFY_SOCKET set (Type=notify): READY=1 once serving, RELOADING=1 then READY=1 around a reload (SIGHUP), STOPPING=1 on SIGTERM.
+";
+
 pub fn command() -> Command {
     let mut params = String::from("Parameters (main.cf syntax; unknown names are errors):\n");
     for p in maincf::PARAMS {
@@ -32,6 +44,7 @@ pub fn command() -> Command {
             p.name, p.default, p.help
         ));
     }
+    params.push_str(SOCKET_ACTIVATION);
     params.push_str(
         "\nExamples:\n  Serve Postfix (smtpd_sasl_type = dovecot, smtpd_sasl_path = private/auth):\n    smtpd-auth -o dovecot_auth_socket=/var/spool/postfix/private/auth\n  Be saslauthd for Cyrus's pwcheck_method: saslauthd:\n    smtpd-auth -o saslauthd_socket=/var/spool/postfix/var/run/saslauthd/mux",
     );
