@@ -172,9 +172,19 @@ fn control_fields_and_conffiles() {
     // The Dovecot socket is enabled on install; the SMTP ports are not.
     let postinst = std::fs::read_to_string(dir.path().join("postinst")).unwrap();
     assert!(postinst.contains("deb-systemd-helper enable smtpd-auth.socket"));
-    assert!(!postinst.contains(
-        "deb-systemd-helper --quiet was-enabled smtpd-auth-submission.socket\n\t\t# Enables"
-    ));
+    // cargo-deb's "don't enable" snippet re-enables a unit only where the
+    // admin had it enabled before (`debian-installed`); the "enable" one
+    // does not ask.
+    for u in [
+        "smtpd-auth-submission.socket",
+        "smtpd-auth-submissions.socket",
+    ] {
+        assert!(
+            postinst.contains(&format!("if deb-systemd-helper debian-installed {u}")),
+            "{u} enabled on install:\n{postinst}"
+        );
+    }
+    assert!(!postinst.contains("debian-installed smtpd-auth.socket"));
     let postrm = std::fs::read_to_string(dir.path().join("postrm")).unwrap();
     assert!(postrm.contains("rm -rf /var/lib/smtpd-auth"), "{postrm}");
 }
@@ -591,4 +601,48 @@ fn without_socket_activation_it_binds_and_still_notifies() {
     kill(child.id(), "TERM");
     assert_eq!(notify.next(), "STOPPING=1\nSTATUS=stopping\n");
     assert!(child.wait().unwrap().success());
+}
+
+// ----------------------------------------------------------------- fail2ban
+
+/// fail2ban's view of its configuration with the shipped filter and jail
+/// added (`fail2ban-client -d` reads and prints it, starting nothing).
+fn fail2ban_dump(enable: bool) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("fail2ban");
+    let ok = Command::new("cp")
+        .args(["-r", "/etc/fail2ban"])
+        .arg(&conf)
+        .status()
+        .expect("cp")
+        .success();
+    assert!(ok, "/etc/fail2ban (apt-get install fail2ban)");
+    std::fs::copy(
+        root().join("dist/fail2ban/filter.d/smtpd-auth.conf"),
+        conf.join("filter.d/smtpd-auth.conf"),
+    )
+    .unwrap();
+    let mut jail =
+        std::fs::read_to_string(root().join("dist/fail2ban/jail.d/smtpd-auth.conf")).unwrap();
+    if enable {
+        jail = jail.replace("enabled  = false", "enabled  = true");
+    }
+    std::fs::write(conf.join("jail.d/smtpd-auth.conf"), jail).unwrap();
+    let out = Command::new("fail2ban-client")
+        .arg("-c")
+        .arg(&conf)
+        .arg("-d")
+        .output()
+        .expect("fail2ban-client");
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    common::stdout(&out)
+}
+
+#[test]
+fn fail2ban_jail_is_off_as_shipped_and_loads_once_enabled() {
+    assert!(!fail2ban_dump(false).contains("['add', 'smtpd-auth'"));
+    let on = fail2ban_dump(true);
+    assert!(on.contains("['add', 'smtpd-auth'"), "{on}");
+    assert!(on.contains("['start', 'smtpd-auth']"), "{on}");
+    assert!(on.contains("SASL [A-Z0-9-]+ authentication failed"), "{on}");
 }
