@@ -24,6 +24,7 @@
 //! | 1 foundations | [`logging`] | log lines in Postfix's format (stderr, a file, or syslog), so fail2ban and log readers work unchanged |
 //! | 1 foundations | `net` (planned) | what `smtp` and `authd` share about clients: address ranges (`Cidr`) and the failure limiter (`FailureLimiter`), today in `authd::limit` |
 //! | 0 base | [`sys`], [`host`] | `strerror` wording of OS errors; the host's default realm |
+//! | 0 base | [`sysd`] | the systemd protocols by hand: inherited listening sockets (`LISTEN_FDS`, named by `FileDescriptorName=`) and readiness notification (`NOTIFY_SOCKET`) |
 //!
 //! Shared rules live below every user of them, written once (the
 //! unknown-account rule, the failure log line fail2ban reads, "is this
@@ -52,3 +53,4 @@ pub mod secret;
 pub mod smtp;
 pub mod store;
 pub mod sys;
+pub mod sysd;

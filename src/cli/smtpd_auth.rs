@@ -27,6 +27,18 @@ use crate::store::{OpenOptions, Store};
 /// Default configuration file (read when it exists and no -c is given).
 pub const DEFAULT_CONFIG: &str = "/etc/smtpd-auth/main.cf";
 
+/// The `--help` (and man page) section on running under systemd; the
+/// names are `crate::sysd::Role::from_name`'s.
+const SOCKET_ACTIVATION: &str = "\nSocket activation:
+  Sockets handed over by systemd (LISTEN_FDS) are served instead of the listeners and auth sockets of the configuration, which are then not bound. FileDescriptorName= says what each one serves:
+  submission, smtp  SMTP, STARTTLS offered (TCP; ports 587, 25)
+  submissions, smtps  SMTP with implicit TLS (TCP; port 465)
+  dovecot  Dovecot auth protocol for Postfix (UNIX)
+  saslauthd  saslauthd protocol (UNIX)
+
+  With NOTIFY_SOCKET set (Type=notify): READY=1 once serving, RELOADING=1 then READY=1 around a reload (SIGHUP), STOPPING=1 on SIGTERM.
+";
+
 pub fn command() -> Command {
     let mut params = String::from("Parameters (main.cf syntax; unknown names are errors):\n");
     for p in maincf::PARAMS {
@@ -35,6 +47,7 @@ pub fn command() -> Command {
             p.name, p.default, p.help
         ));
     }
+    params.push_str(SOCKET_ACTIVATION);
     params.push_str(
         "\nExamples:\n  Serve Postfix (smtpd_sasl_type = dovecot, smtpd_sasl_path = private/auth):\n    smtpd-auth -o dovecot_auth_socket=/var/spool/postfix/private/auth\n  Be saslauthd for Cyrus's pwcheck_method: saslauthd:\n    smtpd-auth -o saslauthd_socket=/var/spool/postfix/var/run/saslauthd/mux",
     );
@@ -467,8 +480,22 @@ fn start(
     mut listen: Vec<String>,
     mut listen_tls: Vec<String>,
 ) -> Result<(), String> {
+    use crate::sysd::State;
     use nix::sys::signal::{SigSet, Signal};
     let owner = mail_owner(&cf)?;
+    // Both change the environment: before any thread starts.
+    let mut inherited = crate::sysd::take_listen_fds()
+        .map_err(|x| x.to_string())?
+        .filter(|i| !i.is_empty());
+    let notifier = crate::sysd::Notifier::from_env().map_err(|x| x.to_string())?;
+    let notify = |state: State, status: &str, log: &server::LogFn| {
+        if let Err(e) = notifier.notify(state, status) {
+            log(&format!(
+                "warning: NOTIFY_SOCKET: {}",
+                crate::sys::strerror(&e)
+            ));
+        }
+    };
     let c = common(&cf)?;
     let store = Store::open_read(&c.store_path, &c.open)
         .map_err(|x| format!("{x} (create a user with saslpasswd first)"))?;
@@ -489,8 +516,8 @@ fn start(
     };
     let auth_log = logger(&cf, &c.hostname, "auth")?;
     let log: Box<server::LogFn> = Box::new(move |text: &str| auth_log.log(text));
-    let dovecot_spec = socket_spec(&cf, "dovecot_auth_socket")?;
-    let saslauthd_spec = socket_spec(&cf, "saslauthd_socket")?;
+    let mut dovecot_spec = socket_spec(&cf, "dovecot_auth_socket")?;
+    let mut saslauthd_spec = socket_spec(&cf, "saslauthd_socket")?;
     let wrapper = cf.get_bool("smtpd_tls_wrappermode").map_err(err_cf)?;
     let configured = cf.get_list("smtpd_listen").map_err(err_cf)?;
     if wrapper {
@@ -499,7 +526,16 @@ fn start(
         listen.extend(configured);
     }
     listen_tls.extend(cf.get_list("smtpd_listen_tls").map_err(err_cf)?);
-    if dovecot_spec.is_none()
+    // Socket-activated: serve what the service manager passed, bind nothing.
+    let mut not_bound = Vec::new();
+    if inherited.is_some() {
+        not_bound.extend(dovecot_spec.take().map(|s| s.path.display().to_string()));
+        not_bound.extend(saslauthd_spec.take().map(|s| s.path.display().to_string()));
+        not_bound.append(&mut listen);
+        not_bound.append(&mut listen_tls);
+    }
+    if inherited.is_none()
+        && dovecot_spec.is_none()
         && saslauthd_spec.is_none()
         && listen.is_empty()
         && listen_tls.is_empty()
@@ -513,6 +549,13 @@ fn start(
         .filter_map(|a| a.rsplit_once(':'))
         .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']').to_string())
         .collect();
+    aliases.extend(
+        inherited
+            .iter()
+            .flat_map(|i| i.smtp.iter().chain(&i.smtps))
+            .filter_map(|l| l.local_addr().ok())
+            .map(|a| a.ip().to_string()),
+    );
     aliases.push("localhost".into());
     let limiter = failure_limiter(&cf)?;
     // Stop and reload signals go to sigwait only: block them before any
@@ -531,6 +574,12 @@ fn start(
             ));
         }
     }
+    if !not_bound.is_empty() {
+        (shared.log)(&format!(
+            "socket activation: not binding {} (configured, but sockets were passed)",
+            not_bound.join(", ")
+        ));
+    }
     // Everything is bound first (as root: port 25, Postfix's private/),
     // then root is given up, and only then is anyone served.
     let mut sockets = Vec::new();
@@ -540,7 +589,33 @@ fn start(
     ] {
         let Some(spec) = spec else { continue };
         let listener = server::bind(&spec).map_err(|x| format!("{}: {x}", spec.path.display()))?;
-        sockets.push((listener, protocol, what, spec.path));
+        sockets.push((
+            listener,
+            protocol,
+            what,
+            spec.path.display().to_string(),
+            Some(spec.path),
+        ));
+    }
+    if let Some(i) = inherited.as_mut() {
+        let dovecot = i.dovecot.drain(..).map(|l| (l, server::Protocol::Dovecot));
+        let saslauthd = i
+            .saslauthd
+            .drain(..)
+            .map(|l| (l, server::Protocol::Saslauthd));
+        for (l, protocol) in dovecot.chain(saslauthd) {
+            let path = l
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_pathname().map(|p| p.display().to_string()));
+            let what = if protocol == server::Protocol::Dovecot {
+                "dovecot"
+            } else {
+                "saslauthd"
+            };
+            let name = format!("{} (inherited)", path.as_deref().unwrap_or("unnamed"));
+            sockets.push((l, protocol, what, name, None));
+        }
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -550,7 +625,13 @@ fn start(
     let mut tcp_listeners = Vec::new();
     // What the running TLS set-up was made from (see smtp_listener).
     let mut tls_now = tls::tls_inputs(&cf)?;
-    if !listen.is_empty() || !listen_tls.is_empty() {
+    let inherited_tcp: Vec<(std::net::TcpListener, bool)> = match inherited.take() {
+        Some(i) => (i.smtp.into_iter().map(|l| (l, false)))
+            .chain(i.smtps.into_iter().map(|l| (l, true)))
+            .collect(),
+        None => Vec::new(),
+    };
+    if !listen.is_empty() || !listen_tls.is_empty() || !inherited_tcp.is_empty() {
         let store = Store::open_read(&c.store_path, &c.open).map_err(|x| x.to_string())?;
         let l = smtp_listener(&cf, &c, Arc::new(store), &aliases, None)?;
         let tls_on = l.tls.is_some();
@@ -565,16 +646,25 @@ fn start(
         control = Some(Control::new(l, limit));
         for (addrs, implicit) in [(&listen, false), (&listen_tls, true)] {
             for a in addrs {
-                if implicit && !tls_on {
-                    return Err(format!(
-                        "implicit TLS on {a}: TLS is off (smtpd_tls_security_level = none)"
-                    ));
-                }
                 let tcp = runtime
                     .block_on(tokio::net::TcpListener::bind(a.as_str()))
                     .map_err(|x| format!("listen {a}: {x}"))?;
-                tcp_listeners.push((tcp, implicit, a));
+                tcp_listeners.push((tcp, implicit, a.clone()));
             }
+        }
+        for (l, implicit) in inherited_tcp {
+            let _in_runtime = runtime.enter();
+            let name = l.local_addr().map_or("unnamed".into(), |a| a.to_string());
+            if implicit && !tls_on {
+                return Err(format!(
+                    "implicit TLS on {name}: TLS is off (smtpd_tls_security_level = none)"
+                ));
+            }
+            let tcp = l
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::TcpListener::from_std(l))
+                .map_err(|x| format!("inherited socket {name}: {x}"))?;
+            tcp_listeners.push((tcp, implicit, format!("{name} (inherited)")));
         }
     }
     if let Some(user) = &owner {
@@ -582,10 +672,9 @@ fn start(
         (shared.log)(&format!("running as {}", user.name));
     }
     let mut bound = Vec::new();
-    for (listener, protocol, what, path) in sockets {
+    for (listener, protocol, what, name, path) in sockets {
         (shared.log)(&format!(
-            "{what} auth socket {} ready; realm {}; mechanisms {}",
-            path.display(),
+            "{what} auth socket {name} ready; realm {}; mechanisms {}",
             c.realm,
             socket_mechanisms.join(" ")
         ));
@@ -594,7 +683,8 @@ fn start(
             .name(format!("{what}-auth"))
             .spawn(move || server::serve(listener, sh, protocol))
             .map_err(|x| x.to_string())?;
-        bound.push(path);
+        // Inherited sockets are the service manager's: never removed here.
+        bound.extend(path);
     }
     if let Some(ctl) = &control {
         for (tcp, implicit, a) in tcp_listeners {
@@ -605,9 +695,11 @@ fn start(
             runtime.spawn(Arc::clone(ctl).serve(tcp, implicit));
         }
     }
+    notify(State::Ready, "serving", &*shared.log);
     loop {
         let sig = signals.wait().map_err(|x| x.to_string())?;
         if sig == Signal::SIGHUP {
+            notify(State::Reloading, "reloading", &*shared.log);
             match (&control, source.load()) {
                 (Some(ctl), Ok(cf2)) => {
                     let rebuilt = common(&cf2).and_then(|c2| {
@@ -644,9 +736,11 @@ fn start(
                     "warning: reload failed, keeping the old configuration: {e}"
                 )),
             }
+            notify(State::Ready, "serving", &*shared.log);
             continue;
         }
         (shared.log)(&format!("stopping on {sig:?}"));
+        notify(State::Stopping, "stopping", &*shared.log);
         shared.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         for p in &bound {
             let _ = std::fs::remove_file(p);

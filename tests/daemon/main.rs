@@ -12,6 +12,7 @@ mod dialogs;
 mod fail2ban;
 mod hardening;
 mod mech_python;
+mod package;
 mod resources;
 mod smtpd_clients;
 mod trust;
@@ -25,6 +26,7 @@ fn main() {
             fail2ban::tests(),
             hardening::tests(),
             mech_python::tests(),
+            package::tests(),
             resources::tests(),
             smtpd_clients::tests(),
             trust::tests(),
