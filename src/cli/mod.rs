@@ -8,6 +8,7 @@
 
 pub mod batch;
 pub mod getopt;
+pub mod import;
 pub mod listusers;
 pub mod password;
 pub mod progress;
