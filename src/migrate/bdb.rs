@@ -45,8 +45,10 @@ const H_OFFDUP: u8 = 4;
 /// Generic page header: lsn(8) pgno(4) prev(4) next(4) entries(2)
 /// hf_offset(2) level(1) type(1).
 const PAGE_HEADER: usize = 26;
-/// With checksums on, each page header is followed by the checksum.
-const CHKSUM_SIZE: usize = 20;
+/// With checksums on, each page header is followed by Berkeley DB 5's
+/// `PG_CHKSUM`: two unused bytes and a 4-byte checksum (not verified here:
+/// the structural checks catch what a reader must not trust).
+const CHKSUM_SIZE: usize = 6;
 const DBMETA_CHKSUM: u8 = 0x01;
 /// `spares` has one slot per doubling of the table.
 const NCACHED: usize = 32;

@@ -1,0 +1,449 @@
+//! Migration from the sasldb files Cyrus SASL builds write today: Berkeley
+//! DB hash files made by Debian's own `saslpasswd2` and `db5.3_load`, read
+//! by our `sasldblistusers` and imported by `saslpasswd --import`, compared
+//! record by record (bytes) with `db5.3_dump` and line by line with
+//! `sasldblistusers2`.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+fn saslpasswd2(s: &Scratch, db: &Path, args: &[&str], password: &[u8]) {
+    let mut all = vec!["-p", "-f", p(db)];
+    all.extend_from_slice(args);
+    let o = s.run("saslpasswd2", &all, Some(password));
+    assert!(o.status.success(), "saslpasswd2 {args:?}: {}", stderr(&o));
+}
+
+/// `db5.3_load -T` text: one item per line, bytes outside printable ASCII
+/// (and the backslash) as `\xx`.
+fn escape(bytes: &[u8], out: &mut Vec<u8>) {
+    for &b in bytes {
+        if b == b'\\' || !(0x20..0x7f).contains(&b) {
+            out.extend_from_slice(format!("\\{b:02x}").as_bytes());
+        } else {
+            out.push(b);
+        }
+    }
+    out.push(b'\n');
+}
+
+/// Load records into a Berkeley DB file (created or added to) with Debian's
+/// `db5.3_load`; `extra` passes `-t`/`-c` settings.
+fn db_load(db: &Path, extra: &[&str], records: impl Iterator<Item = (Vec<u8>, Vec<u8>)>) {
+    let mut child = Command::new("db5.3_load")
+        .arg("-T")
+        .args(extra)
+        .arg(db)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("db5.3_load (apt-get install db5.3-util)");
+    {
+        let mut w = std::io::BufWriter::new(child.stdin.take().expect("stdin"));
+        let mut buf = Vec::new();
+        for (k, v) in records {
+            buf.clear();
+            escape(&k, &mut buf);
+            escape(&v, &mut buf);
+            w.write_all(&buf).expect("write to db5.3_load");
+        }
+    }
+    let o = child.wait_with_output().expect("db5.3_load");
+    assert!(o.status.success(), "db5.3_load: {}", stderr(&o));
+}
+
+fn hash_load(db: &Path, records: Vec<(Vec<u8>, Vec<u8>)>) {
+    db_load(db, &["-t", "hash"], records.into_iter());
+}
+
+fn list(s: &Scratch, program: &str, db: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["-f", p(db)];
+    args.extend_from_slice(extra);
+    s.run(program, &args, None)
+}
+
+fn sorted(mut v: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    v.sort();
+    v
+}
+
+fn import(s: &Scratch, old: &Path, new: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["--import", p(old), "-f", p(new)];
+    args.extend_from_slice(extra);
+    s.run(SASLPASSWD, &args, None)
+}
+
+/// Our listing equals Cyrus's, and the import holds exactly db5.3_dump's
+/// records.
+fn assert_lists_and_imports_exactly(s: &Scratch, old: &Path, name: &str) {
+    let cyrus = list(s, "sasldblistusers2", old, &[]);
+    let ours = list(s, LISTUSERS, old, &[]);
+    assert_eq!(ours.status.code(), Some(0), "{name}: {}", stderr(&ours));
+    assert_eq!(cyrus.status.code(), Some(0), "{name}: {}", stderr(&cyrus));
+    assert!(!cyrus.stdout.is_empty(), "{name}: Cyrus lists nothing");
+    assert_eq!(stdout(&ours), stdout(&cyrus), "{name}: listings differ");
+    let new = s.path(&format!("{name}.lmdb"));
+    let o = import(s, old, &new, &[]);
+    assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+    let dumped = db_dump(old);
+    assert!(
+        stdout(&o).contains(&format!("{} records from", dumped.len())),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        sorted(mdb_dump(&new)),
+        sorted(dumped),
+        "{name}: records differ"
+    );
+}
+
+#[test]
+fn files_written_by_debian_saslpasswd2() {
+    let s = Scratch::new();
+    let db = s.path("sasldb2.bdb");
+    saslpasswd2(&s, &db, &["-c", "-u", "example.org", "alice"], b"alice-pw");
+    saslpasswd2(
+        &s,
+        &db,
+        &["-c", "-u", "other.net", "bob"],
+        b"bob pw with spaces ",
+    );
+    saslpasswd2(
+        &s,
+        &db,
+        &["-c", "carol@third.example"],
+        b"cr\rin the middle",
+    );
+    saslpasswd2(
+        &s,
+        &db,
+        &["-c", "-u", "example.org", "j\u{f6}rg"],
+        "p\u{e4}ssw\u{f6}rd \u{2713}".as_bytes(),
+    );
+    saslpasswd2(&s, &db, &["-c", "-u", "example.org", "long"], &[b'x'; 2048]);
+    // A changed and a deleted user.
+    saslpasswd2(&s, &db, &["-c", "-u", "example.org", "dave"], b"first");
+    saslpasswd2(&s, &db, &["-u", "example.org", "dave"], b"second");
+    saslpasswd2(&s, &db, &["-c", "-u", "example.org", "gone"], b"gone-pw");
+    let o = s.run(
+        "saslpasswd2",
+        &["-d", "-f", p(&db), "-u", "example.org", "gone"],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Legacy records older Cyrus versions stored, planted with db5.3_load.
+    hash_load(
+        &db,
+        vec![
+            (
+                key("old", "example.org", "cmusaslsecretPLAIN"),
+                b"legacy\0bytes\xff".to_vec(),
+            ),
+            (
+                key("old", "example.org", "cmusaslsecretCRAM-MD5"),
+                vec![0x5a; 32],
+            ),
+            (
+                key("alice", "example.org", "x-custom"),
+                b"anything".to_vec(),
+            ),
+        ],
+    );
+    let dumped = db_dump(&db);
+    assert!(dumped.contains(&(
+        key("dave", "example.org", "userPassword"),
+        b"second".to_vec()
+    )));
+    assert!(!dumped.iter().any(|(k, _)| k.starts_with(b"gone\0")));
+    assert!(
+        dumped.iter().any(|(_, v)| v.len() == 2048),
+        "2048-byte password not stored"
+    );
+    assert_lists_and_imports_exactly(&s, &db, "debian");
+
+    // The account views group each account's properties.
+    let o = list(&s, LISTUSERS, &db, &["--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let alice: Vec<_> = doc["accounts"]
+        .as_array()
+        .expect("accounts")
+        .iter()
+        .filter(|a| a["user"] == "alice")
+        .collect();
+    assert_eq!(alice.len(), 1, "{doc}");
+    assert_eq!(
+        alice[0]["properties"],
+        serde_json::json!(["userPassword", "x-custom"])
+    );
+    let o = list(&s, LISTUSERS, &db, &["--format", "table"]);
+    assert!(stdout(&o).contains("j\u{f6}rg"), "{}", stdout(&o));
+
+    // A key Cyrus cannot parse (sasldblistusers2 would loop forever on it):
+    // skipped in the listing with a warning, imported bytes exact.
+    hash_load(&db, vec![(b"no-nul-key".to_vec(), b"v".to_vec())]);
+    let o = list(&s, LISTUSERS, &db, &[]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("skipped 1 malformed key"),
+        "{}",
+        stderr(&o)
+    );
+    let new = s.path("malformed.lmdb");
+    assert_eq!(import(&s, &db, &new, &[]).status.code(), Some(0));
+    assert_eq!(sorted(mdb_dump(&new)), sorted(db_dump(&db)));
+}
+
+/// Records for `db5.3_load`: `n` users, every 1000th value large enough
+/// for overflow pages.
+fn many(n: usize) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> {
+    (0..n).map(|i| {
+        let k = key(&format!("user{i}"), "example.org", "userPassword");
+        let v = if i % 1000 == 7 {
+            vec![b'a' + (i % 26) as u8; 5000 + i % 3000]
+        } else {
+            format!("secret{i}").into_bytes()
+        };
+        (k, v)
+    })
+}
+
+#[test]
+fn a_million_records_from_db_load() {
+    let s = Scratch::new();
+    let db = s.path("big.bdb");
+    db_load(&db, &["-t", "hash"], many(1_000_000));
+    assert_lists_and_imports_exactly(&s, &db, "big");
+}
+
+#[test]
+fn small_pages_off_page_keys_both_byte_orders_and_checksums() {
+    let records: Vec<(Vec<u8>, Vec<u8>)> = (0..300)
+        .map(|i| {
+            // 400-byte keys do not fit a 512-byte page inline.
+            let user = format!("{i}-{}", "u".repeat(if i % 3 == 0 { 380 } else { 5 }));
+            let v = vec![(i % 251) as u8; if i % 5 == 0 { 3000 } else { 20 }];
+            (key(&user, "example.org", "userPassword"), v)
+        })
+        .collect();
+    for (name, extra) in [
+        (
+            "le512",
+            &["-c", "db_pagesize=512", "-c", "db_lorder=1234"][..],
+        ),
+        (
+            "be512",
+            &["-c", "db_pagesize=512", "-c", "db_lorder=4321"][..],
+        ),
+        (
+            "be64k",
+            &["-c", "db_pagesize=65536", "-c", "db_lorder=4321"][..],
+        ),
+        ("chksum", &["-c", "chksum=1", "-c", "db_pagesize=1024"][..]),
+    ] {
+        let s = Scratch::new();
+        let db = s.path(&format!("{name}.bdb"));
+        let mut args = vec!["-t", "hash"];
+        args.extend_from_slice(extra);
+        db_load(&db, &args, records.clone().into_iter());
+        assert_lists_and_imports_exactly(&s, &db, name);
+    }
+}
+
+/// One line naming the file and what is wrong (then Cyrus's generic
+/// failure for saslpasswd), a non-zero exit, nothing on stdout.
+fn assert_refused(o: &Output, path: &Path, what: &str) {
+    let err = stderr(o);
+    assert_ne!(o.status.code(), Some(0), "{err}");
+    let first = err.lines().next().unwrap_or_default();
+    assert!(
+        first.contains(p(path)) && first.contains(what),
+        "want {what:?}: {err}"
+    );
+    assert!(err.lines().count() <= 2, "{err}");
+    assert!(o.stdout.is_empty(), "{}", stdout(o));
+}
+
+#[test]
+fn damaged_and_foreign_files_are_refused_and_the_target_untouched() {
+    let s = Scratch::new();
+    let good = s.path("good.bdb");
+    db_load(&good, &["-t", "hash"], many(5000));
+    let bytes = std::fs::read(&good).expect("read");
+    let target = s.path("target");
+    let existing = s.path("existing");
+    let o = s.run(
+        SASLPASSWD,
+        &["-p", "-c", "-u", "r", "-f", p(&existing), "keep"],
+        Some(b"pw"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let before = mdb_dump(&existing);
+
+    let check = |name: &str, content: &[u8], what: &str| {
+        let f = s.path(name);
+        std::fs::write(&f, content).expect("write");
+        assert_refused(&import(&s, &f, &target, &[]), &f, what);
+        assert!(!target.exists(), "{name}: target created");
+        assert!(!s.path("target-lock").exists(), "{name}: lock created");
+        assert_refused(&import(&s, &f, &existing, &[]), &f, what);
+        assert_eq!(mdb_dump(&existing), before, "{name}: target changed");
+        assert_refused(&import(&s, &f, &target, &["--dry-run"]), &f, what);
+        f
+    };
+
+    // Cut in half: Berkeley DB's own lister shows part of it and exits 0.
+    let half = check("half.bdb", &bytes[..bytes.len() / 2], "truncated");
+    let cyrus = list(&s, "sasldblistusers2", &half, &[]);
+    assert_eq!(cyrus.status.code(), Some(0), "{}", stderr(&cyrus));
+    assert_refused(&list(&s, LISTUSERS, &half, &[]), &half, "truncated");
+    // Cut anywhere else.
+    for cut in [600, 4096, 4097, bytes.len() - 4096, bytes.len() - 1] {
+        check("cut.bdb", &bytes[..cut], "Berkeley DB hash file");
+    }
+    // A zeroed page in the middle.
+    let mut zeroed = bytes.clone();
+    zeroed[8 * 4096..9 * 4096].fill(0);
+    check("zeroed.bdb", &zeroed, "damaged");
+
+    // Random bytes.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let random: Vec<u8> = (0..8192)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    check("random", &random, "not a sasldb file");
+    // Other Berkeley DB access methods.
+    let btree = s.path("btree.db");
+    db_load(&btree, &["-t", "btree"], many(10));
+    let content = std::fs::read(&btree).expect("read");
+    check("btree", &content, "Berkeley DB btree");
+    // A GDBM header (no reader for GDBM yet: refused, saying so).
+    let mut gdbm = 0x1357_9acfu32.to_le_bytes().to_vec();
+    gdbm.resize(4096, 0);
+    check("gdbm", &gdbm, "GDBM");
+
+    // The file read so far is intact and imports fine.
+    assert_eq!(import(&s, &good, &target, &[]).status.code(), Some(0));
+}
+
+#[test]
+fn conflicts_dry_run_replace_and_stdin() {
+    let s = Scratch::new();
+    let old = s.path("old.bdb");
+    saslpasswd2(
+        &s,
+        &old,
+        &["-c", "-u", "example.org", "alice"],
+        b"old-alice",
+    );
+    saslpasswd2(&s, &old, &["-c", "-u", "example.org", "bob"], b"old-bob");
+    let new = s.path("new");
+    for user in ["alice", "carol"] {
+        let o = s.run(
+            SASLPASSWD,
+            &["-p", "-c", "-u", "example.org", "-f", p(&new), user],
+            Some(b"new-pw"),
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let before = mdb_dump(&new);
+
+    // A dry run writes and creates nothing, and says what would happen.
+    let fresh = s.path("fresh");
+    let o = import(&s, &old, &fresh, &["--dry-run"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("dry run") && stdout(&o).contains("2 added"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(!fresh.exists() && !s.path("fresh-lock").exists());
+
+    // alice differs: nothing written, alice named, non-zero exit.
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let o = import(&s, &old, &new, extra);
+        assert_eq!(o.status.code(), Some(1), "{extra:?}");
+        let err = stderr(&o);
+        assert!(
+            err.contains("alice@example.org") && !err.contains("bob@"),
+            "{err}"
+        );
+        assert!(!err.contains("old-alice"), "a secret in a message: {err}");
+        assert_eq!(mdb_dump(&new), before);
+    }
+
+    // --replace: alice overwritten, bob added, carol kept.
+    let o = import(&s, &old, &new, &["--replace"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("1 added, 1 replaced, 0 unchanged"),
+        "{}",
+        stdout(&o)
+    );
+    let after = mdb_dump(&new);
+    assert!(after.contains(&(
+        key("alice", "example.org", "userPassword"),
+        b"old-alice".to_vec()
+    )));
+    assert!(after.contains(&(
+        key("bob", "example.org", "userPassword"),
+        b"old-bob".to_vec()
+    )));
+    assert!(after.iter().any(|(k, _)| k.starts_with(b"carol\0")));
+    // Again: everything unchanged, which is no conflict.
+    let o = import(&s, &old, &new, &[]);
+    assert!(
+        stdout(&o).contains("0 added, 0 replaced, 2 unchanged"),
+        "{}",
+        stdout(&o)
+    );
+
+    // The logins work through our own check.
+    let o = s.run(
+        SASLPASSWD,
+        &["--check", "-p", "-f", p(&new), "bob@example.org"],
+        Some(b"old-bob"),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    // Refused command lines.
+    for (args, what) in [
+        (vec!["--import", "-", "-f", p(&new)], "needs a file"),
+        (vec!["--import", p(&old), "-f", p(&new), "-c"], "not -c"),
+        (
+            vec!["--import", p(&old), "-f", p(&new), "alice"],
+            "no user id",
+        ),
+        (vec!["--import", p(&new), "-f", p(&new)], "target too"),
+    ] {
+        let o = s.run(SASLPASSWD, &args, None);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&o).contains(what), "{args:?}: {}", stderr(&o));
+    }
+    assert_eq!(
+        s.run(
+            SASLPASSWD,
+            &["--import", p(&s.path("missing")), "-f", p(&fresh)],
+            None
+        )
+        .status
+        .code(),
+        Some(1)
+    );
+    assert!(!fresh.exists());
+}
