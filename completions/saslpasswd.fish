@@ -2,7 +2,7 @@ complete -c saslpasswd -s u -d 'Realm for a userid without @ (default: the host 
 complete -c saslpasswd -s f -d 'Use this file as the sasldb (default /etc/sasldb2)' -r -F
 complete -c saslpasswd -s a -d 'Application name: read <appname>.conf (default saslpasswd)' -r
 complete -c saslpasswd -l batch -d 'Apply user[@realm]:password and -user[@realm] lines from FILE (- for stdin) in one transaction' -r -F
-complete -c saslpasswd -l import -d 'Copy every record of an old sasldb (Berkeley DB hash, LMDB) into the store in one transaction, bytes exact' -r -F
+complete -c saslpasswd -l import -d 'Copy every record of an old sasldb (Berkeley DB hash, GDBM, LMDB) into the store in one transaction, bytes exact' -r -F
 complete -c saslpasswd -l password-fd -d 'Read the password from file descriptor N (pipe rules) instead of stdin' -r
 complete -c saslpasswd -l postfix-group -d 'Group Postfix reads the store through (default: sasl if Postfix\'s mail_owner is in it, else mail_owner\'s group; setting postfix_group)' -r
 complete -c saslpasswd -s p -d 'Pipe mode: no prompt, password read on stdin (automatic when stdin is not a terminal); one read of at most 2048 bytes, one trailing newline removed'

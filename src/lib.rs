@@ -5,7 +5,7 @@
 //!   nothing else touches LMDB.
 //! - [`secret`] turns a password into stored properties and checks passwords.
 //! - [`migrate`] reads the sasldb files of other builds (Berkeley DB hash,
-//!   GDBM recognised) read-only and imports them into [`store`].
+//!   GDBM) read-only and imports them into [`store`].
 //! - [`saslconf`] reads a Cyrus application config (`saslpasswd.conf`, ...).
 //! - [`cli`] holds what the binaries share and the two Cyrus-compatible tools
 //!   themselves (`saslpasswd`, `sasldblistusers`); `src/bin` only calls it.

@@ -447,3 +447,168 @@ fn conflicts_dry_run_replace_and_stdin() {
     );
     assert!(!fresh.exists());
 }
+
+/// Python driving libgdbm, the library of Fedora's and Arch's Cyrus SASL:
+/// through `dbm.gnu` (Debian's python3-gdbm) where installed, else through
+/// ctypes on the same libgdbm.so.6. `write FILE FLAGS BLOCK` stores the hex
+/// `key value` lines of stdin; `dump FILE` prints them in
+/// gdbm_firstkey/gdbm_nextkey order, the order Cyrus's GDBM lister uses.
+const GDBM_PY: &str = r#"
+import ctypes, sys
+class datum(ctypes.Structure):
+    _fields_ = [("dptr", ctypes.c_void_p), ("dsize", ctypes.c_int)]
+def d(b):
+    buf = ctypes.create_string_buffer(b, len(b))
+    keep.append(buf)
+    return datum(ctypes.cast(buf, ctypes.c_void_p), len(b))
+keep = []
+lib = ctypes.CDLL("libgdbm.so.6")
+lib.gdbm_open.restype = ctypes.c_void_p
+lib.gdbm_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+lib.gdbm_store.argtypes = [ctypes.c_void_p, datum, datum, ctypes.c_int]
+lib.gdbm_delete.argtypes = [ctypes.c_void_p, datum]
+for f in ("gdbm_firstkey",):
+    getattr(lib, f).restype = datum; getattr(lib, f).argtypes = [ctypes.c_void_p]
+lib.gdbm_nextkey.restype = datum; lib.gdbm_nextkey.argtypes = [ctypes.c_void_p, datum]
+lib.gdbm_fetch.restype = datum; lib.gdbm_fetch.argtypes = [ctypes.c_void_p, datum]
+lib.gdbm_close.argtypes = [ctypes.c_void_p]
+cmd, path = sys.argv[1], sys.argv[2].encode()
+if cmd == "write":
+    try:
+        import dbm.gnu  # the writer the issue names, when installed
+        plain = sys.argv[3] == "0" and sys.argv[4] == "0"
+    except ImportError:
+        plain = False
+    if plain:
+        db = dbm.gnu.open(sys.argv[2], "c")
+        for line in sys.stdin:
+            k, v = line.split()
+            if k.startswith("-"):
+                del db[bytes.fromhex(k[1:])]
+            else:
+                db[bytes.fromhex(k)] = bytes.fromhex(v)
+        db.close()
+    else:
+        h = lib.gdbm_open(path, int(sys.argv[4]), 2 | int(sys.argv[3]), 0o600, None)
+        assert h, "gdbm_open"
+        for line in sys.stdin:
+            k, v = line.split()
+            if k.startswith("-"):
+                assert lib.gdbm_delete(h, d(bytes.fromhex(k[1:]))) == 0
+            else:
+                assert lib.gdbm_store(h, d(bytes.fromhex(k)), d(bytes.fromhex(v)), 1) == 0
+        lib.gdbm_close(h)
+else:
+    h = lib.gdbm_open(path, 0, 0, 0, None)
+    assert h, "gdbm_open"
+    k = lib.gdbm_firstkey(h)
+    while k.dptr:
+        v = lib.gdbm_fetch(h, k)
+        print(ctypes.string_at(k.dptr, k.dsize).hex(), ctypes.string_at(v.dptr, v.dsize).hex())
+        k = lib.gdbm_nextkey(h, k)
+    lib.gdbm_close(h)
+"#;
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+fn gdbm(args: &[&str], input: &[u8]) -> Vec<u8> {
+    let mut c = Command::new("/usr/bin/python3");
+    c.arg("-c").arg(GDBM_PY).args(args);
+    let o = run_cmd(&mut c, Some(input));
+    assert!(
+        o.status.success(),
+        "python3 + libgdbm (apt-get install python3-gdbm): {}",
+        stderr(&o)
+    );
+    o.stdout
+}
+
+#[test]
+fn gdbm_files_written_by_libgdbm() {
+    let s = Scratch::new();
+    let mut input = Vec::new();
+    let mut expect_gone = Vec::new();
+    for i in 0..3000usize {
+        let k = key(&format!("user{i}"), "example.org", "userPassword");
+        let v = match i % 500 {
+            1 => vec![0xff; 5000],
+            2 => vec![b'x'; 2048],
+            3 => b"with\0nul and \r cr".to_vec(),
+            _ => format!("pw{i}").into_bytes(),
+        };
+        input.extend_from_slice(format!("{} {}\n", hex(&k), hex(&v)).as_bytes());
+        if i % 700 == 5 {
+            input.extend_from_slice(format!("-{} -\n", hex(&k)).as_bytes());
+            expect_gone.push(k);
+        }
+    }
+    let legacy = key("old", "other.net", "cmusaslsecretPLAIN");
+    input.extend_from_slice(format!("{} {}\n", hex(&legacy), hex(b"legacy")).as_bytes());
+    // Default format (dbm.gnu where installed), numsync (GDBM_NUMSYNC), and
+    // small exact blocks (GDBM_BSEXACT) that split buckets often.
+    for (name, flags, block) in [
+        ("plain", "0", "0"),
+        ("numsync", "8192", "0"),
+        ("small", "512", "512"),
+    ] {
+        let db = s.path(&format!("{name}.gdbm"));
+        gdbm(&["write", p(&db), flags, block], &input);
+        let dump = String::from_utf8(gdbm(&["dump", p(&db)], b"")).expect("ascii");
+        let records: Vec<(Vec<u8>, Vec<u8>)> = dump
+            .lines()
+            .map(|l| {
+                let (k, v) = l.split_once(' ').unwrap_or((l, ""));
+                (unhex(k), unhex(v))
+            })
+            .collect();
+        assert_eq!(records.len(), 3001 - expect_gone.len(), "{name}");
+        assert!(!records.iter().any(|(k, _)| expect_gone.contains(k)));
+        // The listing: the writer's order, Cyrus's lines.
+        let want: String = records
+            .iter()
+            .map(|(k, _)| {
+                let parts: Vec<&[u8]> = k.splitn(3, |&b| b == 0).collect();
+                format!(
+                    "{}@{}: {}\n",
+                    String::from_utf8_lossy(parts[0]),
+                    String::from_utf8_lossy(parts[1]),
+                    String::from_utf8_lossy(parts[2])
+                )
+            })
+            .collect();
+        let o = list(&s, LISTUSERS, &db, &[]);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+        assert_eq!(stdout(&o), want, "{name}");
+        let new = s.path(&format!("{name}.lmdb"));
+        let o = import(&s, &db, &new, &[]);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+        assert!(stdout(&o).contains("(GDBM)"), "{}", stdout(&o));
+        assert_eq!(sorted(mdb_dump(&new)), sorted(records), "{name}");
+        // Truncated: refused, nothing created.
+        let bytes = std::fs::read(&db).expect("read");
+        let cut = s.path("cut.gdbm");
+        std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).expect("write");
+        let target = s.path("cut.lmdb");
+        assert_refused(
+            &import(&s, &cut, &target, &[]),
+            &cut,
+            "GDBM file: truncated",
+        );
+        assert!(!target.exists());
+    }
+    let numsync = std::fs::read(s.path("numsync.gdbm")).expect("read");
+    assert_eq!(
+        numsync[..4],
+        0x1357_9ad1u32.to_le_bytes(),
+        "not a numsync file"
+    );
+}

@@ -31,6 +31,12 @@ Exit status:
          \"listusers failed\" goes to stderr (preceded here by a line saying why)
   1      usage error; with --format table or json, also a store that cannot be read
 
+Other formats:
+  A Berkeley DB hash sasldb (Debian, Ubuntu) or a GDBM one (Fedora, RHEL, Arch) is listed too,
+  read-only, chosen by the file's content: the same lines, in the order that build's
+  sasldblistusers2 prints them. A truncated or damaged file is an error (exit 1), never a
+  partial listing. Import one with saslpasswd --import.
+
 Deliberate differences from sasldblistusers2:
   * A key without exactly two NUL bytes is skipped with one warning (Cyrus loops forever).
   * A symbolic link as the store path is refused (see saslpasswd(8)).

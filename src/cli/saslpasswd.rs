@@ -64,7 +64,7 @@ Batch input:
 
 Import:
   --import OLDFILE copies every record of an old sasldb (Berkeley DB hash as Debian and Ubuntu
-  write it, or LMDB) into the store, bytes exact, in one transaction. The old file is read
+  write it, GDBM as Fedora, RHEL and Arch do, or LMDB) into the store, bytes exact, in one transaction. The old file is read
   read-only and checked page by page first: a truncated or damaged file is refused and the
   store left untouched (not created). A key the store holds with another value stops the
   import (nothing written, the accounts named) unless --replace; --dry-run reports the counts.
@@ -157,7 +157,7 @@ pub fn command() -> Command {
             .help("Check the input and report what would change; write nothing"))
         .arg(Arg::new("import").long("import").value_name("OLDFILE").action(ArgAction::Set)
             .value_hint(clap::ValueHint::FilePath)
-            .help("Copy every record of an old sasldb (Berkeley DB hash, LMDB) into the store in one transaction, bytes exact"))
+            .help("Copy every record of an old sasldb (Berkeley DB hash, GDBM, LMDB) into the store in one transaction, bytes exact"))
         .arg(Arg::new("replace").long("replace").action(ArgAction::SetTrue)
             .help("With --import: overwrite keys the store holds with other values (else nothing is written)"))
         .arg(Arg::new("password-fd").long("password-fd").value_name("N").action(ArgAction::Set)

@@ -64,7 +64,7 @@ pub enum Order {
 }
 
 impl Order {
-    fn u16(self, b: &[u8], at: usize) -> u16 {
+    pub(crate) fn u16(self, b: &[u8], at: usize) -> u16 {
         let a = [b[at], b[at + 1]];
         match self {
             Order::Little => u16::from_le_bytes(a),
@@ -72,7 +72,16 @@ impl Order {
         }
     }
 
-    fn u32(self, b: &[u8], at: usize) -> u32 {
+    pub(crate) fn u64(self, b: &[u8], at: usize) -> u64 {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&b[at..at + 8]);
+        match self {
+            Order::Little => u64::from_le_bytes(a),
+            Order::Big => u64::from_be_bytes(a),
+        }
+    }
+
+    pub(crate) fn u32(self, b: &[u8], at: usize) -> u32 {
         let a = [b[at], b[at + 1], b[at + 2], b[at + 3]];
         match self {
             Order::Little => u32::from_le_bytes(a),

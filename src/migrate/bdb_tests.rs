@@ -122,18 +122,12 @@ impl Builder {
     }
 }
 
-type Records = Vec<(Vec<u8>, Vec<u8>)>;
+use crate::migrate::{Records, collect};
 
 fn read(bytes: &[u8]) -> Result<Records, String> {
     let file = HashFile::with_pages(Path::new("t.db"), Box::<[u8]>::from(bytes))
         .map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    file.for_each(|k, v| {
-        out.push((k.to_vec(), v.to_vec()));
-        Ok(())
-    })
-    .map_err(|e| e.to_string())?;
-    Ok(out)
+    collect(|f| file.for_each(f))
 }
 
 fn sample(order: Order, big: &[u8]) -> Vec<u8> {

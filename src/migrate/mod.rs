@@ -7,10 +7,8 @@
 //! keys in Cyrus's `authid\0realm\0property` form, so listing and
 //! [`import`] share one path whatever the source.
 //!
-//! GDBM files are recognised (every magic, both byte orders) but not read
-//! yet: they are refused with a message saying so.
-
 pub mod bdb;
+pub mod gdbm;
 pub mod import;
 
 use std::fs::File;
@@ -168,7 +166,7 @@ pub fn for_each_record(
     match format {
         Format::Empty => {}
         Format::BerkeleyDbHash => bdb::HashFile::open(path)?.for_each(f)?,
-        Format::Gdbm => return Err(gdbm_unsupported(path)),
+        Format::Gdbm => gdbm::GdbmFile::open(path)?.for_each(f)?,
         Format::Lmdb => {
             let store = Store::open_read(path, &OpenOptions::default())?;
             let mut failed = None;
@@ -187,13 +185,6 @@ pub fn for_each_record(
         }
     }
     Ok(format)
-}
-
-fn gdbm_unsupported(path: &Path) -> MigrateError {
-    MigrateError::bad(
-        path,
-        "a GDBM file; reading GDBM is not supported yet (convert it with gdbm_dump and db5.3_load, or list it with the sasldblistusers2 of a GDBM build)",
-    )
 }
 
 /// What [`detect`] found: for the doctor and the import's preview.
@@ -223,6 +214,23 @@ pub fn detect(path: &Path) -> Result<Detected> {
         accounts: accounts.len(),
         records,
     })
+}
+
+#[cfg(test)]
+pub(crate) type Records = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Every record a reader's walk yields, or its error's text (unit tests).
+#[cfg(test)]
+pub(crate) fn collect(
+    walk: impl FnOnce(&mut dyn FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()>,
+) -> Result<Records, String> {
+    let mut out = Vec::new();
+    walk(&mut |k, v| {
+        out.push((k.to_vec(), v.to_vec()));
+        Ok(())
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(out)
 }
 
 #[cfg(test)]
