@@ -612,3 +612,103 @@ fn gdbm_files_written_by_libgdbm() {
         "not a numsync file"
     );
 }
+
+/// A long-running LMDB consumer, as Postfix's smtpd is with a Cyrus SASL
+/// built with LMDB: python3-lmdb opens the environment, reads, waits for a
+/// line, and reads again without reopening. Where Cyrus would crash it
+/// prints `resized` (MDB_MAP_RESIZED). Like Cyrus without `sasldb_mapsize`
+/// it sets no map size of its own (0), so it maps what the file records.
+const CONSUMER_PY: &str = r#"
+import lmdb, sys
+env = lmdb.open(sys.argv[1], subdir=False, readonly=True, lock=True, max_dbs=0, map_size=0)
+def count():
+    try:
+        with env.begin() as t:
+            return "count %d" % t.stat()["entries"]
+    except lmdb.MapResizedError:
+        return "resized"
+print("ready %d %s" % (env.info()["map_size"], count()), flush=True)
+sys.stdin.readline()
+print(count(), flush=True)
+"#;
+
+/// Start the consumer; returns it with its first line (`ready MAP count N`).
+fn consumer(db: &Path) -> (std::process::Child, impl std::io::BufRead, String) {
+    use std::io::BufRead;
+    let mut child = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(CONSUMER_PY)
+        .arg(db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 with python3-lmdb");
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("consumer");
+    (child, out, line)
+}
+
+/// Let the consumer read again; its answer.
+fn read_again(child: &mut std::process::Child, out: &mut impl std::io::BufRead) -> String {
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"go\n").expect("write");
+    drop(stdin);
+    let mut line = String::new();
+    out.read_line(&mut line).expect("consumer");
+    assert!(child.wait().expect("wait").success());
+    line
+}
+
+#[test]
+fn a_consumer_open_across_a_million_record_import_keeps_working() {
+    let s = Scratch::new();
+    let first = s.path("first.bdb");
+    saslpasswd2(
+        &s,
+        &first,
+        &["-c", "-u", "example.org", "alice"],
+        b"alice-pw",
+    );
+    let store = s.path("sasldb2");
+    // The store the import creates records a generous map (address space;
+    // the file holds only its data).
+    let o = import(&s, &first, &store, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(std::fs::metadata(&store).expect("store").len() < 1 << 20);
+    let (mut child, mut out, ready) = consumer(&store);
+    assert!(ready.starts_with("ready 1073741824 count 1"), "{ready}");
+
+    let big = s.path("big.bdb");
+    db_load(&big, &["-t", "hash"], many(1_000_000));
+    let o = import(&s, &big, &store, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("map grew"), "{}", stdout(&o));
+    assert_eq!(read_again(&mut child, &mut out).trim(), "count 1000001");
+
+    // A store Cyrus's way (1 MiB map, made by saslpasswd): the import must
+    // grow it, and says so, because an open consumer now fails.
+    let small = s.path("small");
+    let o = s.run(
+        SASLPASSWD,
+        &["-p", "-c", "-u", "r", "-f", p(&small), "x"],
+        Some(b"pw"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (mut child, mut out, ready) = consumer(&small);
+    assert!(ready.starts_with("ready 1048576 count 1"), "{ready}");
+    let o = import(&s, &big, &small, &["--dry-run"]);
+    assert!(
+        stdout(&o).contains("map would grow from 1048576"),
+        "{}",
+        stdout(&o)
+    );
+    let o = import(&s, &big, &small, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("map grew from 1048576 to") && stdout(&o).contains("restart them"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(read_again(&mut child, &mut out).trim(), "resized");
+}
