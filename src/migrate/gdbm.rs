@@ -238,6 +238,14 @@ impl<P: Pages + ?Sized> GdbmFile<P> {
                         ),
                     ));
                 }
+                if ptr.checked_add(total as u64).is_none_or(|e| e > self.size) {
+                    return Err(bad(
+                        &self.path,
+                        format!(
+                            "damaged: a record at {ptr} ({total} bytes) lies past the end of the file"
+                        ),
+                    ));
+                }
                 item.resize(total, 0);
                 self.read(&mut item, ptr, "a record")?;
                 let (k, v) = item.split_at(key_size);
