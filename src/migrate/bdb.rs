@@ -41,6 +41,8 @@ const H_KEYDATA: u8 = 1;
 const H_DUPLICATE: u8 = 2;
 const H_OFFPAGE: u8 = 3;
 const H_OFFDUP: u8 = 4;
+/// Berkeley DB 6's external files ("blobs"), stored beside the database.
+const H_BLOB: u8 = 5;
 
 /// Generic page header: lsn(8) pgno(4) prev(4) next(4) entries(2)
 /// hf_offset(2) level(1) type(1).
@@ -172,10 +174,11 @@ pub fn parse_meta(path: &Path, head: &[u8], file_size: u64) -> Result<Meta, Migr
         return Err(bad(path, "no hash magic number at offset 12"));
     };
     let version = order.u32(head, 16);
-    if !(7..=10).contains(&version) {
+    // 8: Berkeley DB 4.0 to 4.5, 9: 4.6 to 5.3, 10: 6.x.
+    if !(8..=10).contains(&version) {
         return Err(bad(
             path,
-            format!("hash version {version} is not supported (7 to 10 are)"),
+            format!("hash version {version} is not supported (8 to 10 are)"),
         ));
     }
     let page_size = order.u32(head, 20) as usize;
@@ -406,6 +409,10 @@ impl<P: Pages + ?Sized> HashFile<P> {
             H_DUPLICATE | H_OFFDUP => Err(bad(
                 &self.path,
                 "holds duplicate keys, which a sasldb never has",
+            )),
+            H_BLOB => Err(bad(
+                &self.path,
+                "holds a value in an external (blob) file, which a sasldb never has",
             )),
             t => Err(bad(&self.path, format!("damaged: an item of type {t}"))),
         }

@@ -210,6 +210,49 @@ pub fn detect(path: &Path) -> Result<Detected> {
     })
 }
 
+/// What the doctor says about a store in an old format ([`detect`]): the
+/// finding, the exact import command, and the Postfix change that follows.
+/// `queue_directory` is Postfix's (for the socket path).
+pub fn advice(path: &Path, found: &Detected, queue_directory: &Path) -> Vec<String> {
+    let old = {
+        let mut p = path.as_os_str().to_os_string();
+        p.push(match found.format {
+            Format::Gdbm => ".gdbm",
+            _ => ".bdb",
+        });
+        PathBuf::from(p)
+    };
+    let (store, old) = (shell_quote(path), shell_quote(&old));
+    vec![
+        format!(
+            "{} is a {} sasldb with {} account(s) ({} records); this suite serves LMDB stores",
+            path.display(),
+            found.format.name(),
+            found.accounts,
+            found.records
+        ),
+        format!("import it: mv {store} {old} && saslpasswd --import {old} -f {store}"),
+        format!(
+            "then serve Postfix from the socket: smtpd-auth -o sasldb_path={store} -o dovecot_auth_socket={}",
+            shell_quote(&queue_directory.join("private/auth"))
+        ),
+        "and in main.cf: smtpd_sasl_type = dovecot, smtpd_sasl_path = private/auth; then postfix reload".into(),
+    ]
+}
+
+/// A path as a shell word: as is when safe, else single-quoted.
+fn shell_quote(path: &Path) -> String {
+    let s = path.to_string_lossy();
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:@%,".contains(&b))
+    {
+        s.into_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 #[cfg(test)]
 pub(crate) type Records = Vec<(Vec<u8>, Vec<u8>)>;
 
@@ -250,6 +293,34 @@ mod tests {
         l[16..20].copy_from_slice(&LMDB_MAGIC.to_ne_bytes());
         assert_eq!(sniffed(&l).ok(), Some(Format::Lmdb));
         assert_eq!(sniffed(b"").ok(), Some(Format::Empty));
+    }
+
+    #[test]
+    fn advice_names_the_exact_commands() {
+        let found = Detected {
+            format: Format::BerkeleyDbHash,
+            accounts: 3,
+            records: 5,
+        };
+        let a = advice(
+            Path::new("/etc/sasldb2"),
+            &found,
+            Path::new("/var/spool/postfix"),
+        );
+        assert!(
+            a[0].contains("Berkeley DB hash sasldb with 3 account(s) (5 records)"),
+            "{a:?}"
+        );
+        assert_eq!(
+            a[1],
+            "import it: mv /etc/sasldb2 /etc/sasldb2.bdb && saslpasswd --import /etc/sasldb2.bdb -f /etc/sasldb2"
+        );
+        assert!(
+            a[2].ends_with("dovecot_auth_socket=/var/spool/postfix/private/auth"),
+            "{a:?}"
+        );
+        let a = advice(Path::new("/srv/it's here"), &found, Path::new("/q"));
+        assert!(a[1].contains("-f '/srv/it'\\''s here'"), "{a:?}");
     }
 
     #[test]
