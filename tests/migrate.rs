@@ -712,3 +712,32 @@ fn a_consumer_open_across_a_million_record_import_keeps_working() {
     );
     assert_eq!(read_again(&mut child, &mut out).trim(), "resized");
 }
+
+#[test]
+fn databases_of_other_programs_are_refused() {
+    let s = Scratch::new();
+    let records = || {
+        (0..50).map(|i| {
+            (
+                format!("host{i}.example").into_bytes(),
+                b"10.0.0.1".to_vec(),
+            )
+        })
+    };
+    let bdb = s.path("hosts.db");
+    db_load(&bdb, &["-t", "hash"], records());
+    let gdbm_file = s.path("hosts.gdbm");
+    let input: String = records()
+        .map(|(k, v)| format!("{} {}\n", hex(&k), hex(&v)))
+        .collect();
+    gdbm(&["write", p(&gdbm_file), "0", "0"], input.as_bytes());
+    for (f, kind) in [(&bdb, "Berkeley DB hash"), (&gdbm_file, "GDBM")] {
+        let what = format!("a {kind} database of another program: none of its 50 keys");
+        let target = s.path("target");
+        assert_refused(&import(&s, f, &target, &[]), f, &what);
+        assert!(!target.exists());
+        for view in [&[][..], &["--format", "json"][..]] {
+            assert_refused(&list(&s, LISTUSERS, f, view), f, &what);
+        }
+    }
+}

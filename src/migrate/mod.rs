@@ -157,10 +157,18 @@ pub fn for_each_record(
     mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
 ) -> Result<Format> {
     let format = sniff(path)?;
+    // Another program's database of the same format has records, but none
+    // of them a sasldb key: refused once the walk has seen them all.
+    let (mut records, mut sasldb) = (0usize, 0usize);
+    let mut f = |k: &[u8], v: &[u8]| {
+        records += 1;
+        sasldb += usize::from(store::key::decode(k).is_some());
+        f(k, v)
+    };
     match format {
         Format::Empty => {}
-        Format::BerkeleyDbHash => bdb::HashFile::open(path)?.for_each(f)?,
-        Format::Gdbm => gdbm::GdbmFile::open(path)?.for_each(f)?,
+        Format::BerkeleyDbHash => bdb::HashFile::open(path)?.for_each(&mut f)?,
+        Format::Gdbm => gdbm::GdbmFile::open(path)?.for_each(&mut f)?,
         Format::Lmdb => {
             let store = Store::open_read(path, &OpenOptions::default())?;
             let mut failed = None;
@@ -177,6 +185,15 @@ pub fn for_each_record(
                 return Err(e);
             }
         }
+    }
+    if records > 0 && sasldb == 0 {
+        return Err(MigrateError::bad(
+            path,
+            format!(
+                "a {} database of another program: none of its {records} keys is a sasldb key (user\\0realm\\0property)",
+                format.name()
+            ),
+        ));
     }
     Ok(format)
 }
