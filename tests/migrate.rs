@@ -332,10 +332,18 @@ fn damaged_and_foreign_files_are_refused_and_the_target_untouched() {
     db_load(&btree, &["-t", "btree"], many(10));
     let content = std::fs::read(&btree).expect("read");
     check("btree", &content, "Berkeley DB btree");
-    // A GDBM header (no reader for GDBM yet: refused, saying so).
+    let queue = s.path("queue.db");
+    let o = run_cmd(
+        Command::new("db5.3_load").args(["-T", "-t", "queue", "-c", "re_len=32", p(&queue)]),
+        Some(b"one\ntwo\n"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let content = std::fs::read(&queue).expect("read");
+    check("queue", &content, "Berkeley DB queue file");
+    // A GDBM header with nothing valid behind it.
     let mut gdbm = 0x1357_9acfu32.to_le_bytes().to_vec();
     gdbm.resize(4096, 0);
-    check("gdbm", &gdbm, "GDBM");
+    check("gdbm", &gdbm, "GDBM file: damaged");
 
     // The file read so far is intact and imports fine.
     assert_eq!(import(&s, &good, &target, &[]).status.code(), Some(0));
