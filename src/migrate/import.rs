@@ -334,6 +334,38 @@ mod tests {
     }
 
     #[test]
+    fn lmdb_to_lmdb_with_progress() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (old, new) = (dir.path().join("old"), dir.path().join("new"));
+        let src = Store::open_write(&old, &OpenOptions::default()).expect("open");
+        src.write(|w| {
+            for i in 0..5000 {
+                w.put_raw(format!("u{i}\0r\0userPassword").as_bytes(), b"pw")?;
+            }
+            w.put_raw(b"odd key", b"kept as is")
+        })
+        .expect("write");
+        drop(src);
+        let mut calls = Vec::new();
+        let report = import(&old, &new, &ImportOptions::default(), &mut |d, t| {
+            calls.push((d, t))
+        })
+        .expect("import");
+        assert_eq!(
+            (report.records, report.added, report.created),
+            (5001, 5001, true)
+        );
+        assert_eq!(calls, vec![(4096, 5001), (5001, 5001)]);
+        let copy = Store::open_read(&new, &OpenOptions::default()).expect("open");
+        let got = copy.read(|v| v.raw_entries()).expect("read");
+        let want = Store::open_read(&old, &OpenOptions::default())
+            .and_then(|s| s.read(|v| v.raw_entries()))
+            .expect("read");
+        assert_eq!(got, want);
+        assert!(copy.map_size() >= MIN_IMPORT_MAP);
+    }
+
+    #[test]
     fn classify_counts() {
         let mut t = Tally::default();
         assert!(t.classify(b"a\0r\0p", None, b"v", false));
