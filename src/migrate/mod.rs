@@ -7,6 +7,12 @@
 //! keys in Cyrus's `authid\0realm\0property` form, so listing and
 //! [`import`] share one path whatever the source.
 //!
+//! The readers ([`bdb`], [`gdbm`]) are our own, read-only, and read a page
+//! or a bucket at a time; every structure they follow is checked against
+//! the file first, so a truncated, damaged or looping file ends in one
+//! [`MigrateError`] line naming it. [`detect`] and [`advice`] are what the
+//! doctor needs to recognise an old store and say how to move it.
+
 pub mod bdb;
 pub mod gdbm;
 pub mod import;
