@@ -25,7 +25,7 @@ pub fn wanted(args: &[OsString]) -> bool {
         .any(|a| a == "--import" || a.as_encoded_bytes().starts_with(b"--import="))
 }
 
-/// Run an import; returns the exit code. `args` includes argv[0].
+/// Run an import; returns the exit code. `args` includes `argv[0]`.
 pub fn run(prog: &str, args: Vec<OsString>) -> i32 {
     let parsed =
         Getopt::from_command(&super::saslpasswd::command()).parse(args.into_iter().skip(1));

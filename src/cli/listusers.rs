@@ -337,7 +337,7 @@ pub fn list(store: &Store, realm: Option<&[u8]>, format: Format) -> crate::store
 }
 
 /// The listing of any walk over entries: a store's, or a migration source's
-/// ([`migrate_listing`]).
+/// (Berkeley DB or GDBM, read through `crate::migrate`).
 pub fn list_scanned<E>(
     scan: impl FnOnce(&mut dyn FnMut(Scanned<'_>) -> bool) -> Result<(), E>,
     realm: Option<&[u8]>,
