@@ -454,6 +454,14 @@ fn conflicts_dry_run_replace_and_stdin() {
         Some(1)
     );
     assert!(!fresh.exists());
+
+    // Without -f the target is sasldb_path of <appname>.conf, as for every
+    // other saslpasswd command.
+    let configured = s.path("configured");
+    s.conf("myapp", &format!("sasldb_path: {}\n", configured.display()));
+    let o = s.run(SASLPASSWD, &["--import", p(&old), "-a", "myapp"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(mdb_dump(&configured).len(), 2);
 }
 
 /// Python driving libgdbm, the library of Fedora's and Arch's Cyrus SASL:
