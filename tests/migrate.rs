@@ -171,6 +171,22 @@ fn files_written_by_debian_saslpasswd2() {
     );
     assert_lists_and_imports_exactly(&s, &db, "debian");
 
+    // What the doctor learns: format, accounts (user and realm), records.
+    let accounts: std::collections::BTreeSet<Vec<u8>> = dumped
+        .iter()
+        .map(|(k, _)| k[..k.iter().rposition(|&b| b == 0).unwrap_or(0)].to_vec())
+        .collect();
+    let found = sasldb::migrate::detect(&db).expect("detect");
+    assert_eq!(
+        (found.format, found.accounts, found.records),
+        (
+            sasldb::migrate::Format::BerkeleyDbHash,
+            accounts.len(),
+            dumped.len()
+        )
+    );
+    assert_eq!(accounts.len(), 7, "{accounts:?}");
+
     // The account views group each account's properties.
     let o = list(&s, LISTUSERS, &db, &["--format", "json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
