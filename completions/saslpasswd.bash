@@ -23,7 +23,7 @@ _saslpasswd() {
 
     case "${cmd}" in
         saslpasswd)
-            opts="-p -c -d -n -u -f -a -v -h --batch --dry-run --password-fd --check --postfix --no-postfix --postfix-group --publish --doctor --fix --json --help"
+            opts="-p -c -d -n -u -f -a -v -h --batch --dry-run --import --replace --password-fd --check --postfix --no-postfix --postfix-group --publish --doctor --fix --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -53,6 +53,21 @@ _saslpasswd() {
                     return 0
                     ;;
                 --batch)
+                    local oldifs
+                    if [ -n "${IFS+x}" ]; then
+                        oldifs="$IFS"
+                    fi
+                    IFS=$'\n'
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    if [ -n "${oldifs+x}" ]; then
+                        IFS="$oldifs"
+                    fi
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o filenames
+                    fi
+                    return 0
+                    ;;
+                --import)
                     local oldifs
                     if [ -n "${IFS+x}" ]; then
                         oldifs="$IFS"

@@ -19,6 +19,7 @@
 //! | 4 config, admin | [`admin`] | what `saslpasswd` does to a store: prepare, preview and apply sets and deletes in one transaction, check a password |
 //! | 3 mechanisms | [`mech`] | SASL server mechanisms (PLAIN, LOGIN, CRAM-MD5, DIGEST-MD5, SCRAM) as sans-I/O state machines, and the base64 exchange framing |
 //! | 2 secrets | [`secret`] | the one home of passwords: what a password becomes in the store (`userPassword`, SCRAM `authPassword`), and checking one (`Secrets`, `Credentials for Store`, the padding that makes an unknown user cost what a wrong password costs) |
+//! | 2 secrets | [`migrate`] | read-only readers of the sasldb files of other builds (Berkeley DB hash, GDBM), format detection by content, and the one-transaction import into [`store`] |
 //! | 1 foundations | [`store`] | the sasldb file in Cyrus's LMDB layout, accounts and keys, one-transaction writes; nothing else touches LMDB |
 //! | 1 foundations | [`maincf`] | `main.cf` syntax for `smtpd-auth` (`key = value`, continuation lines, bounded `$name` expansion, `-o` overrides) and every parameter it knows |
 //! | 1 foundations | [`logging`] | log lines in Postfix's format (stderr, a file, or syslog), so fail2ban and log readers work unchanged |
@@ -47,6 +48,7 @@ pub mod host;
 pub mod logging;
 pub mod maincf;
 pub mod mech;
+pub mod migrate;
 pub mod postfix;
 pub mod saslconf;
 pub mod secret;

@@ -31,6 +31,12 @@ Exit status:
          \"listusers failed\" goes to stderr (preceded here by a line saying why)
   1      usage error; with --format table or json, also a store that cannot be read
 
+Other formats:
+  A Berkeley DB hash sasldb (Debian, Ubuntu) or a GDBM one (Fedora, RHEL, Arch) is listed too,
+  read-only, chosen by the file's content: the same lines, in the order that build's
+  sasldblistusers2 prints them. A truncated or damaged file is an error (exit 1), never a
+  partial listing. Import one with saslpasswd --import.
+
 Deliberate differences from sasldblistusers2:
   * A key without exactly two NUL bytes is skipped with one warning (Cyrus loops forever).
   * A symbolic link as the store path is refused (see saslpasswd(8)).
@@ -239,14 +245,25 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             exit::FAIL
         }
     };
-    let store = match Store::open_read(&path, &open) {
-        Ok(s) => s,
-        Err(e) => return failed(&e),
-    };
     let realm = realm.map(|r| r.as_bytes().to_vec());
-    let listing = match list(&store, realm.as_deref(), format) {
-        Ok(l) => l,
-        Err(e) => return failed(&e),
+    let listing = match migrate_listing(&path, realm.as_deref(), format) {
+        Some(Ok(l)) => l,
+        // Unlike Cyrus, a damaged file is an error in every view: a partial
+        // listing with exit 0 would hide lost accounts.
+        Some(Err(e)) => {
+            stderr(&format!("{prog}: {e}\n"));
+            return exit::FAIL;
+        }
+        None => {
+            let store = match Store::open_read(&path, &open) {
+                Ok(s) => s,
+                Err(e) => return failed(&e),
+            };
+            match list(&store, realm.as_deref(), format) {
+                Ok(l) => l,
+                Err(e) => return failed(&e),
+            }
+        }
     };
     if listing.malformed > 0 {
         stderr(&format!(
@@ -317,7 +334,17 @@ pub struct Listing {
 
 /// Read the listing for one view in one read transaction.
 pub fn list(store: &Store, realm: Option<&[u8]>, format: Format) -> crate::store::Result<Listing> {
-    store.read(|view| {
+    store.read(|view| list_scanned(|f| view.scan(f), realm, format))
+}
+
+/// The listing of any walk over entries: a store's, or a migration source's
+/// (Berkeley DB or GDBM, read through `crate::migrate`).
+pub fn list_scanned<E>(
+    scan: impl FnOnce(&mut dyn FnMut(Scanned<'_>) -> bool) -> Result<(), E>,
+    realm: Option<&[u8]>,
+    format: Format,
+) -> Result<Listing, E> {
+    {
         let mut l = Listing::default();
         // Property names and values of the account being gathered.
         let mut current: Option<(Vec<u8>, Vec<u8>)> = None;
@@ -342,7 +369,7 @@ pub fn list(store: &Store, realm: Option<&[u8]>, format: Format) -> crate::store
                 props.clear();
             }
         };
-        view.scan(|s| {
+        scan(&mut |s| {
             let e = match s {
                 Scanned::Entry(e) => e,
                 Scanned::Malformed(_) => {
@@ -380,7 +407,62 @@ pub fn list(store: &Store, realm: Option<&[u8]>, format: Format) -> crate::store
         })?;
         flush(&mut current, &mut props, &mut l.accounts);
         Ok(l)
-    })
+    }
+}
+
+/// The listing of a file that is not LMDB (Berkeley DB, GDBM), read-only
+/// through [`crate::migrate`]; `None` when the file is LMDB, empty or
+/// missing, which the store reads itself.
+fn migrate_listing(
+    path: &std::path::Path,
+    realm: Option<&[u8]>,
+    format: Format,
+) -> Option<crate::migrate::Result<Listing>> {
+    use crate::migrate::{self, Format as Source};
+    match migrate::sniff(path) {
+        Ok(Source::Lmdb | Source::Empty) => return None,
+        // Unreadable, or no database at all: the store says why, as Cyrus does.
+        Err(migrate::MigrateError::Io { .. } | migrate::MigrateError::Foreign(_)) => return None,
+        Err(e) => return Some(Err(e)),
+        Ok(_) => {}
+    }
+    if format == Format::Compat {
+        // Cyrus lists in the file's own (hash) order.
+        return Some(list_scanned(
+            |f| {
+                migrate::for_each_record(path, |k, v| {
+                    f(Scanned::from_raw(k, v));
+                    Ok(())
+                })
+                .map(|_| ())
+            },
+            realm,
+            format,
+        ));
+    }
+    // The account views group an account's properties, which hash order
+    // scatters: sort by key first. Only authPassword values are kept (they
+    // name the SCRAM mechanisms).
+    let mut records = Vec::new();
+    if let Err(e) = migrate::for_each_record(path, |k, v| {
+        let keep = crate::store::key::decode(k)
+            .is_some_and(|d| d.property == secret::AUTH_PASSWORD.as_bytes());
+        records.push((k.to_vec(), if keep { v.to_vec() } else { Vec::new() }));
+        Ok(())
+    }) {
+        return Some(Err(e));
+    }
+    records.sort_unstable();
+    Some(list_scanned(
+        |f| {
+            for (k, v) in &records {
+                f(Scanned::from_raw(k, v));
+            }
+            Ok(())
+        },
+        realm,
+        format,
+    ))
 }
 
 fn render_table(accounts: &[AccountView]) -> String {

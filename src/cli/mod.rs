@@ -12,6 +12,7 @@
 pub mod batch;
 pub mod doctor;
 pub mod getopt;
+pub mod import;
 pub mod listusers;
 pub mod password;
 pub mod progress;

@@ -29,6 +29,11 @@ impl Progress {
         }
     }
 
+    /// For work whose size is known only once it has started.
+    pub fn set_total(&mut self, total: usize) {
+        self.total = total;
+    }
+
     pub fn update(&mut self, done: usize) {
         if !self.enabled || self.start.elapsed() < DELAY {
             return;

@@ -47,6 +47,10 @@ pub enum StoreError {
     MapLimit(PathBuf),
     #[error("{}: opened read-only", .0.display())]
     ReadOnly(PathBuf),
+    /// Returned by a [`super::Store::write`] closure to abandon the
+    /// transaction for a reason of its own (which it keeps and reports).
+    #[error("{}: transaction abandoned", .0.display())]
+    Abandoned(PathBuf),
 }
 
 impl StoreError {

@@ -372,6 +372,21 @@ pub enum Scanned<'a> {
     Malformed(&'a [u8]),
 }
 
+impl<'a> Scanned<'a> {
+    /// A raw record as a scan sees it (also for records of other files).
+    pub fn from_raw(key: &'a [u8], value: &'a [u8]) -> Self {
+        match key::decode(key) {
+            Some(d) => Scanned::Entry(Entry {
+                authid: d.authid,
+                realm: d.realm,
+                property: d.property,
+                value,
+            }),
+            None => Scanned::Malformed(key),
+        }
+    }
+}
+
 type RoTxnParts<'s> = (Box<lmdb::RoTransaction<'s>>, Database, &'s Path);
 
 /// Reads inside one transaction: a consistent snapshot.
@@ -409,16 +424,7 @@ fn scan_in<'t>(
     };
     for item in iter {
         let (k, v) = item.map_err(|e| StoreError::lmdb(path, e))?;
-        let scanned = match key::decode(k) {
-            Some(d) => Scanned::Entry(Entry {
-                authid: d.authid,
-                realm: d.realm,
-                property: d.property,
-                value: v,
-            }),
-            None => Scanned::Malformed(k),
-        };
-        if !f(scanned) {
+        if !f(Scanned::from_raw(k, v)) {
             break;
         }
     }
@@ -484,6 +490,32 @@ impl<'s> ReadView<'s> {
         };
         raw_in(txn.as_ref(), *db, path)
     }
+
+    /// One value by its raw key.
+    pub fn get_raw(&self, key: &[u8]) -> Result<Option<&[u8]>> {
+        let Some((txn, db, path)) = &self.txn else {
+            return Ok(None);
+        };
+        get_in(txn.as_ref(), *db, path, key)
+    }
+
+    /// Every stored (key, value) as stored, without collecting them: for
+    /// copies of stores too big to hold in memory. `f` returns false to stop.
+    pub fn raw_each(&self, mut f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
+        let Some((txn, db, path)) = &self.txn else {
+            return Ok(());
+        };
+        let mut cursor = txn
+            .open_ro_cursor(*db)
+            .map_err(|e| StoreError::lmdb(path, e))?;
+        for item in cursor.iter_start() {
+            let (k, v) = item.map_err(|e| StoreError::lmdb(path, e))?;
+            if !f(k, v) {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn raw_in(txn: &impl Transaction, db: Database, path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
@@ -546,6 +578,11 @@ impl WriteView<'_> {
     /// See [`ReadView::raw_entries`].
     pub fn raw_entries(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         raw_in(&self.txn, self.db, self.path)
+    }
+
+    /// One value by its raw key.
+    pub fn get_raw(&self, key: &[u8]) -> Result<Option<&[u8]>> {
+        get_in(&self.txn, self.db, self.path, key)
     }
 
     /// Store a raw key as given (copying another store byte for byte).

@@ -9,6 +9,7 @@ mod compat;
 mod doctor;
 mod generated;
 mod interop;
+mod migrate;
 mod postfix;
 mod progress;
 mod prompt;
@@ -25,6 +26,7 @@ fn main() {
             doctor::tests(),
             generated::tests(),
             interop::tests(),
+            migrate::tests(),
             postfix::tests(),
             progress::tests(),
             prompt::tests(),

@@ -117,14 +117,27 @@ pub fn default_realm() -> String {
 /// does not escape backslashes.
 pub fn mdb_dump(db: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
     need("mdb_dump", "lmdb-utils");
-    let out = Command::new("mdb_dump")
-        .arg("-n")
-        .arg(db)
-        .output()
-        .expect("mdb_dump (apt-get install lmdb-utils)");
+    hex_dump(
+        Command::new("mdb_dump").arg("-n").arg(db),
+        "mdb_dump (apt-get install lmdb-utils)",
+    )
+}
+
+/// Every (key, value) of a Berkeley DB file as Debian's `db5.3_dump` prints
+/// them (its hex format is mdb_dump's), in the file's order.
+pub fn db_dump(db: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+    need("db5.3_dump", "db5.3-util");
+    hex_dump(
+        Command::new("db5.3_dump").arg(db),
+        "db5.3_dump (apt-get install db5.3-util)",
+    )
+}
+
+fn hex_dump(cmd: &mut Command, what: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let out = cmd.output().expect(what);
     assert!(
         out.status.success(),
-        "mdb_dump failed: {}",
+        "{what} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).expect("hex dump is ASCII");

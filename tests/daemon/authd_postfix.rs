@@ -1357,6 +1357,98 @@ fn out_of_descriptors_the_queued_clients_are_served_once_some_close() {
     );
 }
 
+// ------------------------------------------- migration from a Cyrus sasldb
+
+/// The README's "Moving from Cyrus sasldb", end to end: a Postfix set up
+/// the classic way (`smtpd_sasl_type = cyrus`, `auxprop_plugin: sasldb` on
+/// a Berkeley DB sasldb made by Debian's saslpasswd2), then `saslpasswd
+/// --import`, then the same Postfix switched to `smtpd_sasl_type = dovecot`
+/// on our socket: the same users log in with the same passwords.
+fn postfix_moves_from_cyrus_sasldb_to_our_socket_without_a_password_reset() {
+    need("saslpasswd2", "sasl2-bin");
+    let lab = Lab::new();
+    // Only the imported store may answer: drop the one Lab::new made.
+    std::fs::remove_file(lab.s.db()).expect("remove store");
+    let _ = std::fs::remove_file(lab.path("sasldb2-lock"));
+    let users: Vec<(&str, &str, &str)> = USERS
+        .iter()
+        .copied()
+        .chain([("carol", REALM, " spaced out pw ")])
+        .collect();
+    let bdb = lab.path("sasldb2.bdb");
+    for (user, realm, pw) in &users {
+        let o = lab.s.run(
+            "saslpasswd2",
+            &["-p", "-c", "-u", realm, "-f", bdb.to_str().unwrap(), user],
+            Some(pw.as_bytes()),
+        );
+        assert!(o.status.success(), "saslpasswd2 {user}: {}", stderr(&o));
+    }
+    // Postfix's smtpd (user postfix) reads the file, as on a Debian host
+    // where it is root:sasl 0640 and postfix is in group sasl.
+    std::os::unix::fs::chown(&bdb, None, Some(gid_of("postfix"))).expect("chgrp");
+
+    // Before: the classic setup.
+    let sasl_dir = lab.path("postfix/sasl");
+    std::fs::create_dir_all(&sasl_dir).expect("mkdir");
+    std::fs::write(
+        sasl_dir.join("smtpd.conf"),
+        format!(
+            "pwcheck_method: auxprop\nauxprop_plugin: sasldb\nsasldb_path: {}\nmech_list: PLAIN LOGIN CRAM-MD5 DIGEST-MD5\n",
+            bdb.display()
+        ),
+    )
+    .expect("smtpd.conf");
+    let classic = format!(
+        "smtpd_sasl_type = cyrus\nsmtpd_sasl_path = smtpd\ncyrus_sasl_config_path = {}\n",
+        sasl_dir.display()
+    );
+    let mut pf = Postfix::with(&lab, Sasl::Dovecot, &classic);
+    pf.start();
+    assert_authenticated(pf.auth("PLAIN", "alice", "alice-secret"));
+    assert_authenticated(pf.auth("CRAM-MD5", "carol", " spaced out pw "));
+    assert_refused(pf.auth("PLAIN", "alice", "wrong"));
+    drop(pf);
+
+    // The import.
+    let o = lab.s.run(
+        SASLPASSWD,
+        &[
+            "--import",
+            bdb.to_str().unwrap(),
+            "-f",
+            lab.s.db().to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "import: {}", stderr(&o));
+    assert!(stdout(&o).contains("4 records"), "{}", stdout(&o));
+
+    // After: the same instance on our Dovecot socket.
+    let mut pf = Postfix::new(&lab, Sasl::Dovecot);
+    let socket = pf.private("auth");
+    let _d = start_daemon(
+        &lab,
+        "authd",
+        &[
+            format!("dovecot_auth_socket={}", socket.display()),
+            "dovecot_auth_socket_group=postfix".to_string(),
+        ],
+    );
+    pf.start();
+    for mech in ["PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5"] {
+        for (user, realm, pw) in &users {
+            let login = if *realm == REALM {
+                user.to_string()
+            } else {
+                format!("{user}@{realm}")
+            };
+            assert_authenticated(pf.auth(mech, &login, pw));
+        }
+        assert_refused(pf.auth(mech, "alice", "alice-secret!"));
+    }
+}
+
 crate::tests!(
     testsaslauthd_against_our_saslauthd_socket,
     postfix_with_dovecot_sasl_on_our_socket,
@@ -1369,4 +1461,5 @@ crate::tests!(
     failure_limit_by_rip_with_exceptions_over_the_dovecot_socket,
     client_certificate_requirement_through_the_daemon,
     out_of_descriptors_the_queued_clients_are_served_once_some_close,
+    postfix_moves_from_cyrus_sasldb_to_our_socket_without_a_password_reset,
 );

@@ -52,6 +52,15 @@ Batch input:
   an interrupted run leaves the store as it was. Running the same batch again changes
   nothing. A summary goes to standard output.
 
+Import:
+  --import OLDFILE copies every record of an old sasldb (Berkeley DB hash as Debian and Ubuntu
+  write it, GDBM as Fedora, RHEL and Arch do, or LMDB) into the store, bytes exact, in one transaction. The old file is read
+  read-only and checked page by page first: a truncated or damaged file is refused and the
+  store left untouched (not created). A key the store holds with another value stops the
+  import (nothing written, the accounts named) unless --replace; --dry-run reports the counts.
+  Import into a new path, then point the consumers at it:
+    saslpasswd --import /etc/sasldb2.bdb -f /etc/sasldb2
+
 Doctor:
   --doctor checks the store (exists, opens, owner and modes, and that Postfix's mail_owner really
   opens it: the check runs as that user), the copy in Postfix's chroot (present, same content, not
@@ -115,7 +124,8 @@ pub fn command() -> Command {
         .override_usage(
             "saslpasswd [-v] [-c [-p] [-n]] [-d] [-a appname] [-f sasldb] [-u DOM] userid\n       \
              saslpasswd --batch FILE [--dry-run] [-n] [-a appname] [-f sasldb] [-u DOM]\n       \
-             saslpasswd --check [-p] [--password-fd N] [-a appname] [-f sasldb] [-u DOM] userid",
+             saslpasswd --check [-p] [--password-fd N] [-a appname] [-f sasldb] [-u DOM] userid\n       \
+             saslpasswd --import OLDFILE [--dry-run] [--replace] [-a appname] [-f sasldb]",
         )
         .arg(flag("pipe", 'p', "Pipe mode: no prompt, password read on stdin (automatic when stdin is not a terminal); one read of at most 2048 bytes, one trailing newline removed"))
         .arg(flag("create", 'c', "Create: accepted for compatibility; a set creates or overwrites either way"))
@@ -135,6 +145,11 @@ pub fn command() -> Command {
             .help("Apply user[@realm]:password and -user[@realm] lines from FILE (- for stdin) in one transaction"))
         .arg(Arg::new("dry-run").long("dry-run").action(ArgAction::SetTrue)
             .help("Check the input and report what would change; write nothing"))
+        .arg(Arg::new("import").long("import").value_name("OLDFILE").action(ArgAction::Set)
+            .value_hint(clap::ValueHint::FilePath)
+            .help("Copy every record of an old sasldb (Berkeley DB hash, GDBM, LMDB) into the store in one transaction, bytes exact"))
+        .arg(Arg::new("replace").long("replace").action(ArgAction::SetTrue)
+            .help("With --import: overwrite keys the store holds with other values (else nothing is written)"))
         .arg(Arg::new("password-fd").long("password-fd").value_name("N").action(ArgAction::Set)
             .help("Read the password from file descriptor N (pipe rules) instead of stdin"))
         .arg(Arg::new("check").long("check").action(ArgAction::SetTrue)

@@ -55,6 +55,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         return doctor::probe_main(&args[2..]);
     }
     let prog = super::prog_name(args.first().map(OsString::as_os_str), "saslpasswd");
+    if super::import::wanted(&args) {
+        return super::import::run(&prog, args);
+    }
     match main(&prog, args) {
         Ok(()) => exit::OK,
         Err(f) => f.report(&prog),
