@@ -42,7 +42,8 @@
 #     once the queue is empty (discard done). Ours: the smtpd-auth process,
 #     and separately smtpd-auth + smtp-sink (the next hop doing the discard);
 #  f. 10,000 concurrent idle connections against a separate smtpd-auth
-#     (smtpd_timeout=600s, smtpd_client_connection_count_limit=0, ulimit -n
+#     (smtpd_timeout=600s, smtpd_client_connection_count_limit=0,
+#     default_process_limit=0 (as Postfix's, 100 by default), ulimit -n
 #     raised): each connects, reads the greeting and stays idle; VmRSS of
 #     smtpd-auth with all of them open, all greeted? still open at the end?
 #  g. prints a table with ratios against the targets: server CPU per AUTH
@@ -411,7 +412,7 @@ done
 # ---------------------------------------------------------------- f. 10k idle
 log "f. $IDLE_CONNS idle connections against smtpd-auth on 127.0.0.1:$IDLE_PORT (ulimit -n $(ulimit -n))"
 SASL_CONF_PATH=$WORK/conf "$SMTPD" "${OURS_OPTS[@]}" -o smtpd_timeout=600s \
-  -o smtpd_client_connection_count_limit=0 --listen "127.0.0.1:$IDLE_PORT" \
+  -o smtpd_client_connection_count_limit=0 -o default_process_limit=0 --listen "127.0.0.1:$IDLE_PORT" \
   < /dev/null > /dev/null 2> "$RES/smtpd-auth-idle.log" &
 IDLE=$!; PIDS+=("$IDLE")
 wait_port "$IDLE_PORT"

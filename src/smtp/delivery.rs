@@ -117,6 +117,9 @@ pub async fn relay(
         .await
         .map_err(|_| DeliveryError::Temporary(format!("connect to {next_hop}: timed out")))?
         .map_err(|e| DeliveryError::Temporary(format!("connect to {next_hop}: {e}")))?;
+    // Each command is one write that waits for its reply: Nagle would only
+    // hold a small write back for the peer's delayed ACK (40 ms).
+    let _ = stream.set_nodelay(true);
     let mut r = BufReader::new(stream);
     expect(&mut r, '2').await?;
     send(&mut r, format!("EHLO {helo}")).await?;
@@ -132,6 +135,7 @@ pub async fn relay(
     expect(&mut r, '3').await?;
     let mut stuffer = DotStuffer::default();
     let mut offset = 0;
+    let mut pending: Vec<u8> = Vec::new();
     loop {
         // A local read of at most one chunk (page cache, usually).
         let chunk = message
@@ -141,14 +145,19 @@ pub async fn relay(
             break;
         }
         offset += chunk.len() as u64;
-        let out = stuffer.stuff(&chunk);
-        r.get_mut()
-            .write_all(&out)
-            .await
-            .map_err(|e| DeliveryError::Temporary(format!("next hop: {e}")))?;
+        // The previous chunk goes now; the last one leaves with the end
+        // marker, in one write.
+        if !pending.is_empty() {
+            r.get_mut()
+                .write_all(&pending)
+                .await
+                .map_err(|e| DeliveryError::Temporary(format!("next hop: {e}")))?;
+        }
+        pending = stuffer.stuff(&chunk);
     }
+    pending.extend_from_slice(stuffer.end());
     r.get_mut()
-        .write_all(stuffer.end())
+        .write_all(&pending)
         .await
         .map_err(|e| DeliveryError::Temporary(format!("next hop: {e}")))?;
     let done = expect(&mut r, '2').await?;
