@@ -5,8 +5,7 @@
 //! # Map of the crate
 //!
 //! Modules are layered: a module uses modules of lower layers only, never
-//! one above it and never a sibling of its own layer (the one exception
-//! today, `smtp` using `authd::limit`, goes away when that moves to `net`).
+//! one above it and never a sibling of its own layer.
 //! `src/bin/*` only call [`cli`].
 //!
 //! | layer | module | what it owns |
@@ -23,7 +22,7 @@
 //! | 1 foundations | [`store`] | the sasldb file in Cyrus's LMDB layout, accounts and keys, one-transaction writes; nothing else touches LMDB |
 //! | 1 foundations | [`maincf`] | `main.cf` syntax for `smtpd-auth` (`key = value`, continuation lines, bounded `$name` expansion, `-o` overrides) and every parameter it knows |
 //! | 1 foundations | [`logging`] | log lines in Postfix's format (stderr, a file, or syslog), so fail2ban and log readers work unchanged |
-//! | 1 foundations | `net` (planned) | what `smtp` and `authd` share about clients: address ranges (`Cidr`) and the failure limiter (`FailureLimiter`), today in `authd::limit` |
+//! | 1 foundations | [`net`] | what `smtp` and `authd` share about clients: address ranges ([`net::Cidr`]), the key a client is counted under (IPv6 by prefix), and the failure limiter ([`net::FailureLimiter`]) |
 //! | 0 base | [`sys`], [`host`] | `strerror` wording of OS errors; the host's default realm |
 //! | 0 base | [`sysd`] | the systemd protocols by hand: inherited listening sockets (`LISTEN_FDS`, named by `FileDescriptorName=`) and readiness notification (`NOTIFY_SOCKET`) |
 //!
@@ -49,6 +48,7 @@ pub mod logging;
 pub mod maincf;
 pub mod mech;
 pub mod migrate;
+pub mod net;
 pub mod postfix;
 pub mod saslconf;
 pub mod secret;

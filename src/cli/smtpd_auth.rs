@@ -13,10 +13,11 @@ use clap::{Arg, ArgAction, Command};
 mod tls;
 
 use crate::authd::dovecot::DovecotConfig;
-use crate::authd::limit::{Cidr, FailureLimiter, parse_ipv6_prefix};
 use crate::authd::server::{self, Shared, SocketSpec};
+use crate::logging::{self, Logger};
 use crate::maincf::{self, MainCf};
 use crate::mech::ServerConfig;
+use crate::net::{Cidr, FailureLimiter, parse_ipv6_prefix};
 use crate::saslconf::{self, security::SecurityOptions};
 use crate::smtp::accounts::AccountIndex;
 use crate::smtp::listener::{Control, Listener};
@@ -74,10 +75,10 @@ fn err(msg: &str) -> i32 {
 }
 
 /// A logger for one part of the daemon, tagged `<syslog_name>/<daemon>`.
-fn logger(cf: &MainCf, host: &str, daemon: &str) -> Result<crate::logging::Logger, String> {
-    let dest = crate::logging::Destination::open(&cf.get("log_destination").map_err(err_cf)?)?;
+fn logger(cf: &MainCf, host: &str, daemon: &str) -> Result<Logger, String> {
+    let dest = logging::Destination::open(&cf.get("log_destination").map_err(err_cf)?)?;
     let tag = format!("{}/{daemon}", cf.get("syslog_name").map_err(err_cf)?);
-    Ok(crate::logging::Logger::new(Arc::new(dest), host, &tag))
+    Ok(Logger::new(Arc::new(dest), host, &tag))
 }
 
 /// What every part of the daemon derives from the configuration.
@@ -196,7 +197,7 @@ fn smtp_listener(
 ) -> Result<Listener, String> {
     let e = err_cf;
     let log = logger(cf, &c.hostname, "smtpd")?;
-    let log: Arc<server::LogFn> = Arc::new(move |text: &str| log.log(text));
+    let log: Arc<logging::LogFn> = Arc::new(move |text: &str| log.log(text));
     let tls = match (tls::tls_config(cf, &c.hostname, &*log), previous) {
         (Ok(tls), _) => tls,
         (Err(x), Some((old, true))) => {
@@ -278,7 +279,7 @@ fn smtp_listener(
 fn ipv6_prefix(cf: &MainCf) -> Result<u8, String> {
     let key = "smtpd_client_ipv6_prefix_length";
     let n = cf.get_u32(key).map_err(err_cf)?;
-    parse_ipv6_prefix(n).map_err(|why| cf.invalid(key, why).to_string())
+    parse_ipv6_prefix(n).map_err(|why| cf.invalid(key, why.to_string()).to_string())
 }
 
 /// AUTH failures per client (`smtpd_auth_failure_limit`), for the SMTP
@@ -488,7 +489,7 @@ fn start(
         .map_err(|x| x.to_string())?
         .filter(|i| !i.is_empty());
     let notifier = crate::sysd::Notifier::from_env().map_err(|x| x.to_string())?;
-    let notify = |state: State, status: &str, log: &server::LogFn| {
+    let notify = |state: State, status: &str, log: &logging::LogFn| {
         if let Err(e) = notifier.notify(state, status) {
             log(&format!(
                 "warning: NOTIFY_SOCKET: {}",
@@ -515,7 +516,7 @@ fn start(
         connection_id: 0,
     };
     let auth_log = logger(&cf, &c.hostname, "auth")?;
-    let log: Box<server::LogFn> = Box::new(move |text: &str| auth_log.log(text));
+    let log: Box<logging::LogFn> = Box::new(move |text: &str| auth_log.log(text));
     let mut dovecot_spec = socket_spec(&cf, "dovecot_auth_socket")?;
     let mut saslauthd_spec = socket_spec(&cf, "saslauthd_socket")?;
     let wrapper = cf.get_bool("smtpd_tls_wrappermode").map_err(err_cf)?;

@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 
 use super::command::Address;
-use crate::authd::limit::Cidr;
+use crate::net::Cidr;
 
 /// One entry of `smtpd_relay_restrictions` / `smtpd_recipient_restrictions`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
