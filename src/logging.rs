@@ -20,13 +20,6 @@ pub enum LogError {
     File { path: String, source: io::Error },
 }
 
-// The daemon's set-up still reports its errors as strings.
-impl From<LogError> for String {
-    fn from(e: LogError) -> String {
-        e.to_string()
-    }
-}
-
 /// Where a service sends one line of log output in Postfix's format
 /// (`maillog_file` style): the SMTP listener and the auth sockets alike.
 pub type LogFn = dyn Fn(&str) + Send + Sync;

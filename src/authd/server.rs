@@ -550,7 +550,7 @@ fn log_attempt(shared: &Shared, a: &dovecot::Attempt) {
         Ok(()) => {}
         Err(e) => (shared.log)(&logging::sasl_failure(
             client,
-            &a.mechanism,
+            a.mechanism,
             e,
             a.user.as_deref(),
         )),

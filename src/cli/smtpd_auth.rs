@@ -4,13 +4,15 @@
 //! configuration in `main.cf` syntax with `-o` overrides.
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Arg, ArgAction, Command};
 
+mod error;
 mod tls;
+
+use error::Fatal;
 
 use crate::authd::dovecot::DovecotConfig;
 use crate::authd::server::{self, Shared, SocketSpec};
@@ -69,16 +71,16 @@ pub fn command() -> Command {
         .after_long_help(params)
 }
 
-fn err(msg: &str) -> i32 {
-    let _ = writeln!(std::io::stderr(), "smtpd-auth: fatal: {msg}");
-    1
+/// A logger for one part of the daemon, tagged `<syslog_name>/<daemon>`.
+fn logger(cf: &MainCf, host: &str, daemon: &str) -> Result<Logger, Fatal> {
+    let dest = logging::Destination::open(&cf.get("log_destination")?)?;
+    let tag = format!("{}/{daemon}", cf.get("syslog_name")?);
+    Ok(Logger::new(Arc::new(dest), host, &tag))
 }
 
-/// A logger for one part of the daemon, tagged `<syslog_name>/<daemon>`.
-fn logger(cf: &MainCf, host: &str, daemon: &str) -> Result<Logger, String> {
-    let dest = logging::Destination::open(&cf.get("log_destination").map_err(err_cf)?)?;
-    let tag = format!("{}/{daemon}", cf.get("syslog_name").map_err(err_cf)?);
-    Ok(Logger::new(Arc::new(dest), host, &tag))
+/// The TLS set-up (`tls.rs`) still words its errors as strings.
+fn err_cf(x: maincf::ConfigError) -> String {
+    x.to_string()
 }
 
 /// What every part of the daemon derives from the configuration.
@@ -91,26 +93,22 @@ struct Common {
     server: ServerConfig,
 }
 
-fn err_cf(x: maincf::ConfigError) -> String {
-    x.to_string()
-}
-
-fn common(cf: &MainCf) -> Result<Common, String> {
-    let hostname = cf.get("myhostname").map_err(err_cf)?;
-    let local = cf.get("smtpd_sasl_local_domain").map_err(err_cf)?;
+fn common(cf: &MainCf) -> Result<Common, Fatal> {
+    let hostname = cf.get("myhostname")?;
+    let local = cf.get("smtpd_sasl_local_domain")?;
     let realm = if local.is_empty() {
         hostname.clone()
     } else {
         local
     };
-    let appname = cf.get("smtpd_sasl_path").map_err(err_cf)?;
-    let search = match cf.get("cyrus_sasl_config_path").map_err(err_cf)? {
+    let appname = cf.get("smtpd_sasl_path")?;
+    let search = match cf.get("cyrus_sasl_config_path")? {
         p if p.is_empty() => saslconf::search_path(),
         p => p,
     };
-    let cyrus = saslconf::load(&appname, &search).map_err(|x| x.to_string())?;
+    let cyrus = saslconf::load(&appname, &search)?;
     // main.cf's sasldb_path wins over the Cyrus application config's.
-    let store_path = match cf.get_path("sasldb_path").map_err(err_cf)? {
+    let store_path = match cf.get_path("sasldb_path")? {
         Some(p) => p,
         None => PathBuf::from(cyrus.sasldb_path().unwrap_or(crate::cli::DEFAULT_SASLDB)),
     };
@@ -118,16 +116,12 @@ fn common(cf: &MainCf) -> Result<Common, String> {
         map_size: cyrus.sasldb_mapsize(),
         max_readers: cyrus.sasldb_maxreaders(),
     };
-    let mut server =
-        ServerConfig::new("smtp", &hostname, realm.as_bytes()).map_err(|x| x.to_string())?;
+    let mut server = ServerConfig::new("smtp", &hostname, realm.as_bytes())?;
     if let Some(n) = cyrus.scram_iteration_counter() {
         server.scram_iterations = n;
     }
-    server.salt_key =
-        crate::secret::load_salt_key(&tls::state_dir(cf)?).map_err(|x| x.to_string())?;
-    server.digest_strict_host = cf
-        .get_bool("smtpd_sasl_digest_uri_strict_host")
-        .map_err(err_cf)?;
+    server.salt_key = crate::secret::load_salt_key(&tls::state_dir(cf).map_err(Fatal::Tls)?)?;
+    server.digest_strict_host = cf.get_bool("smtpd_sasl_digest_uri_strict_host")?;
     Ok(Common {
         hostname,
         realm,
@@ -138,20 +132,26 @@ fn common(cf: &MainCf) -> Result<Common, String> {
     })
 }
 
-fn cidrs(cf: &MainCf, key: &str) -> Result<Vec<Cidr>, String> {
-    cf.get_list(key)
-        .map_err(err_cf)?
+fn cidrs(cf: &MainCf, key: &str) -> Result<Vec<Cidr>, Fatal> {
+    cf.get_list(key)?
         .iter()
         .map(|c| Cidr::parse(c))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|x| format!("{key}: {x}"))
+        .map_err(|source| Fatal::Net {
+            key: key.into(),
+            source,
+        })
 }
 
-fn restrictions(cf: &MainCf, key: &str) -> Result<Vec<Restriction>, String> {
-    cf.get_list(key)
-        .map_err(err_cf)?
+fn restrictions(cf: &MainCf, key: &str) -> Result<Vec<Restriction>, Fatal> {
+    cf.get_list(key)?
         .iter()
-        .map(|n| Restriction::parse(n).ok_or_else(|| format!("{key}: unknown restriction {n:?}")))
+        .map(|n| {
+            Restriction::parse(n).ok_or_else(|| Fatal::Restriction {
+                key: key.into(),
+                name: n.clone(),
+            })
+        })
         .collect()
 }
 
@@ -160,9 +160,12 @@ fn offered(
     cyrus: &saslconf::SaslConfig,
     key: &str,
     tls: bool,
-) -> Result<Vec<&'static str>, String> {
+) -> Result<Vec<&'static str>, Fatal> {
     let options =
-        SecurityOptions::parse(&cf.get(key).map_err(err_cf)?).map_err(|x| format!("{key}: {x}"))?;
+        SecurityOptions::parse(&cf.get(key)?).map_err(|source| Fatal::SecurityOptions {
+            key: key.into(),
+            source,
+        })?;
     Ok(saslconf::security::offered(
         &cyrus.mech_list(),
         &options,
@@ -172,15 +175,15 @@ fn offered(
 
 /// `local_recipient_maps`: empty accepts any local recipient, as in
 /// Postfix; `sasldb` (the default) only accounts of the store.
-fn local_recipient_check(cf: &MainCf) -> Result<bool, String> {
+fn local_recipient_check(cf: &MainCf) -> Result<bool, Fatal> {
     let key = "local_recipient_maps";
-    match cf.get_list(key).map_err(err_cf)?.as_slice() {
+    match cf.get_list(key)?.as_slice() {
         [] => Ok(false),
         [one] if one == "sasldb" => Ok(true),
-        other => Err(format!(
-            "{key}: {:?} is not supported (use sasldb, or empty to accept every local recipient)",
-            other.join(", ")
-        )),
+        other => Err(Fatal::LocalRecipientMaps {
+            key: key.into(),
+            value: other.join(", "),
+        }),
     }
 }
 
@@ -194,8 +197,7 @@ fn smtp_listener(
     store: Arc<Store>,
     aliases: &[String],
     previous: Option<(&Listener, bool)>,
-) -> Result<Listener, String> {
-    let e = err_cf;
+) -> Result<Listener, Fatal> {
     let log = logger(cf, &c.hostname, "smtpd")?;
     let log: Arc<logging::LogFn> = Arc::new(move |text: &str| log.log(text));
     let tls = match (tls::tls_config(cf, &c.hostname, &*log), previous) {
@@ -206,36 +208,35 @@ fn smtp_listener(
             ));
             old.tls.clone()
         }
-        (Err(x), _) => return Err(x),
+        (Err(x), _) => return Err(Fatal::Tls(x)),
     };
     let relay_restrictions = restrictions(cf, "smtpd_relay_restrictions")?;
     let recipient_restrictions = restrictions(cf, "smtpd_recipient_restrictions")?;
     check_relay_closed(&relay_restrictions, &recipient_restrictions)?;
-    let auth_needs_tls = match cf.get("smtpd_tls_auth_only").map_err(e)?.as_str() {
+    let auth_needs_tls = match cf.get("smtpd_tls_auth_only")?.as_str() {
         "" => tls.is_some(),
-        _ => cf.get_bool("smtpd_tls_auth_only").map_err(e)?,
+        _ => cf.get_bool("smtpd_tls_auth_only")?,
     };
-    let relayhost = cf.get("relayhost").map_err(e)?.replace(['[', ']'], "");
-    let maildir = cf.get_path("virtual_mailbox_base").map_err(e)?;
+    let relayhost = cf.get("relayhost")?.replace(['[', ']'], "");
+    let maildir = cf.get_path("virtual_mailbox_base")?;
     let policy = Policy {
         hostname: c.hostname.clone(),
-        mydestination: cf.get_list("mydestination").map_err(e)?,
-        relay_domains: cf.get_list("relay_domains").map_err(e)?,
+        mydestination: cf.get_list("mydestination")?,
+        relay_domains: cf.get_list("relay_domains")?,
         mynetworks: cidrs(cf, "mynetworks")?,
         local_recipient_check: local_recipient_check(cf)?,
-        recipient_limit: cf.get_u32("smtpd_recipient_limit").map_err(e)? as usize,
-        auth_enabled: cf.get_bool("smtpd_sasl_auth_enable").map_err(e)?,
+        recipient_limit: cf.get_u32("smtpd_recipient_limit")? as usize,
+        auth_enabled: cf.get_bool("smtpd_sasl_auth_enable")?,
         auth_needs_tls,
         tls_available: tls.is_some(),
         tls_required: cf
-            .get("smtpd_tls_security_level")
-            .map_err(e)?
+            .get("smtpd_tls_security_level")?
             .eq_ignore_ascii_case("encrypt"),
         mechanisms_plain: offered(cf, &c.cyrus, "smtpd_sasl_security_options", false)?,
         mechanisms_tls: offered(cf, &c.cyrus, "smtpd_sasl_tls_security_options", true)?,
-        broken_auth_clients: cf.get_bool("broken_sasl_auth_clients").map_err(e)?,
-        message_size_limit: u64::from(cf.get_u32("message_size_limit").map_err(e)?),
-        hard_error_limit: cf.get_u32("smtpd_hard_error_limit").map_err(e)?.max(1),
+        broken_auth_clients: cf.get_bool("broken_sasl_auth_clients")?,
+        message_size_limit: u64::from(cf.get_u32("message_size_limit")?),
+        hard_error_limit: cf.get_u32("smtpd_hard_error_limit")?.max(1),
         relay_restrictions,
         recipient_restrictions,
         can_relay: !relayhost.is_empty(),
@@ -249,7 +250,7 @@ fn smtp_listener(
         policy,
         server,
         tls,
-        timeout: cf.get_duration("smtpd_timeout").map_err(e)?,
+        timeout: cf.get_duration("smtpd_timeout")?,
         relayhost: (!relayhost.is_empty()).then_some(relayhost),
         maildir,
         accounts: AccountIndex::new(Arc::clone(&store)),
@@ -257,68 +258,65 @@ fn smtp_listener(
         limiter: Arc::new(std::sync::Mutex::new(failure_limiter(cf)?)),
         auth_rate: Arc::new(std::sync::Mutex::new(
             FailureLimiter::new(
-                cf.get_u32("smtpd_client_auth_rate_limit").map_err(e)?,
+                cf.get_u32("smtpd_client_auth_rate_limit")?,
                 minute,
                 Vec::new(),
             )
             .with_ipv6_prefix(ipv6_prefix),
         )),
-        error_sleep: cf.get_duration("smtpd_error_sleep_time").map_err(e)?,
-        soft_error_limit: cf.get_u32("smtpd_soft_error_limit").map_err(e)?,
-        connection_limit: cf
-            .get_u32("smtpd_client_connection_count_limit")
-            .map_err(e)?,
+        error_sleep: cf.get_duration("smtpd_error_sleep_time")?,
+        soft_error_limit: cf.get_u32("smtpd_soft_error_limit")?,
+        connection_limit: cf.get_u32("smtpd_client_connection_count_limit")?,
         ipv6_prefix,
-        session_limit: cf.get_duration("smtpd_max_session_time").map_err(e)?,
-        spool: Spool::new(tls::state_dir(cf)?.join("spool")),
+        session_limit: cf.get_duration("smtpd_max_session_time")?,
+        spool: Spool::new(tls::state_dir(cf).map_err(Fatal::Tls)?.join("spool")),
         log,
     })
 }
 
 /// `smtpd_client_ipv6_prefix_length`, checked.
-fn ipv6_prefix(cf: &MainCf) -> Result<u8, String> {
+fn ipv6_prefix(cf: &MainCf) -> Result<u8, Fatal> {
     let key = "smtpd_client_ipv6_prefix_length";
-    let n = cf.get_u32(key).map_err(err_cf)?;
-    parse_ipv6_prefix(n).map_err(|why| cf.invalid(key, why.to_string()).to_string())
+    let n = cf.get_u32(key)?;
+    Ok(parse_ipv6_prefix(n).map_err(|why| cf.invalid(key, why.to_string()))?)
 }
 
 /// AUTH failures per client (`smtpd_auth_failure_limit`), for the SMTP
 /// listener and the Dovecot socket alike.
-fn failure_limiter(cf: &MainCf) -> Result<FailureLimiter, String> {
+fn failure_limiter(cf: &MainCf) -> Result<FailureLimiter, Fatal> {
     Ok(FailureLimiter::new(
-        cf.get_u32("smtpd_auth_failure_limit").map_err(err_cf)?,
-        cf.get_duration("smtpd_auth_failure_window")
-            .map_err(err_cf)?,
+        cf.get_u32("smtpd_auth_failure_limit")?,
+        cf.get_duration("smtpd_auth_failure_window")?,
         cidrs(cf, "smtpd_auth_failure_exceptions")?,
     )
     .with_ipv6_prefix(ipv6_prefix(cf)?))
 }
 
-fn socket_spec(cf: &MainCf, prefix: &str) -> Result<Option<SocketSpec>, String> {
-    let Some(path) = cf.get_path(prefix).map_err(|e| e.to_string())? else {
+fn socket_spec(cf: &MainCf, prefix: &str) -> Result<Option<SocketSpec>, Fatal> {
+    let Some(path) = cf.get_path(prefix)? else {
         return Ok(None);
     };
-    let owner = cf
-        .get(&format!("{prefix}_owner"))
-        .map_err(|e| e.to_string())?;
-    let group = cf
-        .get(&format!("{prefix}_group"))
-        .map_err(|e| e.to_string())?;
+    let owner = cf.get(&format!("{prefix}_owner"))?;
+    let group = cf.get(&format!("{prefix}_group"))?;
     let uid = nix::unistd::User::from_name(&owner)
         .ok()
         .flatten()
-        .ok_or_else(|| format!("{prefix}_owner: no user {owner:?}"))?
+        .ok_or_else(|| Fatal::NoUser {
+            key: format!("{prefix}_owner"),
+            name: owner.clone(),
+        })?
         .uid
         .as_raw();
     let gid = nix::unistd::Group::from_name(&group)
         .ok()
         .flatten()
-        .ok_or_else(|| format!("{prefix}_group: no group {group:?}"))?
+        .ok_or_else(|| Fatal::NoGroup {
+            key: format!("{prefix}_group"),
+            name: group.clone(),
+        })?
         .gid
         .as_raw();
-    let mode = cf
-        .get_mode(&format!("{prefix}_mode"))
-        .map_err(|e| e.to_string())?;
+    let mode = cf.get_mode(&format!("{prefix}_mode"))?;
     Ok(Some(SocketSpec {
         path,
         uid: Some(uid),
@@ -334,16 +332,16 @@ struct Source {
 }
 
 impl Source {
-    fn load(&self) -> Result<MainCf, String> {
+    fn load(&self) -> Result<MainCf, Fatal> {
         let mut cf = match &self.path {
-            Some(p) => MainCf::load(p).map_err(err_cf)?,
+            Some(p) => MainCf::load(p)?,
             None if std::path::Path::new(DEFAULT_CONFIG).exists() => {
-                MainCf::load(std::path::Path::new(DEFAULT_CONFIG)).map_err(err_cf)?
+                MainCf::load(std::path::Path::new(DEFAULT_CONFIG))?
             }
             None => MainCf::default(),
         };
         for o in &self.overrides {
-            cf.override_with(o).map_err(err_cf)?;
+            cf.override_with(o)?;
         }
         Ok(cf)
     }
@@ -369,7 +367,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     };
     let cf = match source.load() {
         Ok(c) => c,
-        Err(e) => return err(&e),
+        Err(e) => return error::report(&e),
     };
     if m.get_flag("print-config") {
         for (k, v) in cf.explicit() {
@@ -391,7 +389,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         .collect();
     match start(&source, cf, listen, listen_tls) {
         Ok(()) => 0,
-        Err(e) => err(&e),
+        Err(e) => error::report(&e),
     }
 }
 
@@ -399,35 +397,37 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
 /// `mail_owner`, make the directory now and give it to that user, who
 /// could not create it later; otherwise it is made at the first spill.
 /// Returns how many stale files were removed.
-fn prepare_spool(cf: &MainCf, spool: &Spool) -> Result<usize, String> {
-    let at = |x: std::io::Error| format!("{}: {x}", spool.dir().display());
-    let n = spool.remove_stale().map_err(at)?;
-    let owner = cf.get("mail_owner").map_err(err_cf)?;
+fn prepare_spool(cf: &MainCf, spool: &Spool) -> Result<usize, Fatal> {
+    let n = spool.remove_stale().map_err(Fatal::path(spool.dir()))?;
+    let owner = cf.get("mail_owner")?;
     if nix::unistd::geteuid().is_root() && !owner.is_empty() && owner != "root" {
         let user = nix::unistd::User::from_name(&owner)
             .ok()
             .flatten()
-            .ok_or_else(|| format!("mail_owner: no user {owner:?}"))?;
+            .ok_or_else(|| Fatal::NoUser {
+                key: "mail_owner".into(),
+                name: owner.clone(),
+            })?;
         // mail_owner must reach spool/ through the state directory, which
         // may have been made 0700 (the certificate's key stays in tls/,
         // 0700): allow traversal, not listing, as Postfix's queue_directory.
         if let Some(state) = spool.dir().parent() {
             use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-            let at = |x: std::io::Error| format!("{}: {x}", state.display());
+            let at = || Fatal::path(state);
             std::fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o755)
                 .create(state)
-                .map_err(at)?;
-            let mode = std::fs::metadata(state).map_err(at)?.permissions().mode();
+                .map_err(at())?;
+            let mode = std::fs::metadata(state).map_err(at())?.permissions().mode();
             if mode & 0o001 == 0 {
                 std::fs::set_permissions(state, std::fs::Permissions::from_mode(mode | 0o111))
-                    .map_err(at)?;
+                    .map_err(at())?;
             }
         }
-        spool.ensure_dir().map_err(at)?;
+        spool.ensure_dir().map_err(Fatal::path(spool.dir()))?;
         nix::unistd::chown(spool.dir(), Some(user.uid), Some(user.gid))
-            .map_err(|x| format!("{}: {x}", spool.dir().display()))?;
+            .map_err(Fatal::sys(spool.dir().display().to_string()))?;
     }
     Ok(n)
 }
@@ -436,14 +436,14 @@ fn prepare_spool(cf: &MainCf, spool: &Spool) -> Result<usize, String> {
 /// `mail_owner`, which must be an unprivileged account (Postfix refuses
 /// one with user or group ID 0 the same way). Checked before anything is
 /// bound or created.
-fn mail_owner(cf: &MainCf) -> Result<Option<nix::unistd::User>, String> {
+fn mail_owner(cf: &MainCf) -> Result<Option<nix::unistd::User>, Fatal> {
     use nix::unistd::{User, geteuid};
     if !geteuid().is_root() {
         return Ok(None);
     }
     let key = "mail_owner";
-    let owner = cf.get(key).map_err(err_cf)?;
-    let bad = |why: String| cf.invalid(key, why).to_string();
+    let owner = cf.get(key)?;
+    let bad = |why: String| Fatal::from(cf.invalid(key, why));
     let user = User::from_name(&owner)
         .ok()
         .flatten()
@@ -459,15 +459,15 @@ fn mail_owner(cf: &MainCf) -> Result<Option<nix::unistd::User>, String> {
 
 /// Give up root for `user` once every socket is bound and the store is
 /// open (their descriptors stay usable), before any client is served.
-fn drop_privileges(user: &nix::unistd::User) -> Result<(), String> {
+fn drop_privileges(user: &nix::unistd::User) -> Result<(), Fatal> {
     use nix::unistd::{getgid, getuid, setgid, setgroups, setuid};
-    setgroups(&[user.gid]).map_err(|e| format!("setgroups: {e}"))?;
-    setgid(user.gid).map_err(|e| format!("setgid: {e}"))?;
-    setuid(user.uid).map_err(|e| format!("setuid: {e}"))?;
+    setgroups(&[user.gid]).map_err(Fatal::sys("setgroups"))?;
+    setgid(user.gid).map_err(Fatal::sys("setgid"))?;
+    setuid(user.uid).map_err(Fatal::sys("setuid"))?;
     // setuid(2) as root sets every ID, so root cannot come back; make sure.
     if getuid().is_root() || getgid().as_raw() == 0 || setuid(nix::unistd::Uid::from_raw(0)).is_ok()
     {
-        return Err(format!("could not give up root for {}", user.name));
+        return Err(Fatal::StillRoot(user.name.clone()));
     }
     Ok(())
 }
@@ -480,15 +480,13 @@ fn start(
     cf: MainCf,
     mut listen: Vec<String>,
     mut listen_tls: Vec<String>,
-) -> Result<(), String> {
+) -> Result<(), Fatal> {
     use crate::sysd::State;
     use nix::sys::signal::{SigSet, Signal};
     let owner = mail_owner(&cf)?;
     // Both change the environment: before any thread starts.
-    let mut inherited = crate::sysd::take_listen_fds()
-        .map_err(|x| x.to_string())?
-        .filter(|i| !i.is_empty());
-    let notifier = crate::sysd::Notifier::from_env().map_err(|x| x.to_string())?;
+    let mut inherited = crate::sysd::take_listen_fds()?.filter(|i| !i.is_empty());
+    let notifier = crate::sysd::Notifier::from_env()?;
     let notify = |state: State, status: &str, log: &logging::LogFn| {
         if let Err(e) = notifier.notify(state, status) {
             log(&format!(
@@ -498,20 +496,15 @@ fn start(
         }
     };
     let c = common(&cf)?;
-    let store = Store::open_read(&c.store_path, &c.open)
-        .map_err(|x| format!("{x} (create a user with saslpasswd first)"))?;
+    let store = Store::open_read(&c.store_path, &c.open).map_err(Fatal::NoStore)?;
     let socket_mechanisms = offered(&cf, &c.cyrus, "smtpd_sasl_security_options", false)?;
     if socket_mechanisms.is_empty() {
-        return Err(
-            "no SASL mechanism left after mech_list and smtpd_sasl_security_options".into(),
-        );
+        return Err(Fatal::NoMechanism);
     }
     let dovecot = DovecotConfig {
         mechanisms: socket_mechanisms.clone(),
-        plaintext_needs_tls: cf.get_bool("smtpd_tls_auth_only").map_err(err_cf)?,
-        require_client_cert: cf
-            .get_bool("dovecot_auth_require_client_cert")
-            .map_err(err_cf)?,
+        plaintext_needs_tls: cf.get_bool("smtpd_tls_auth_only")?,
+        require_client_cert: cf.get_bool("dovecot_auth_require_client_cert")?,
         pid: std::process::id(),
         connection_id: 0,
     };
@@ -519,14 +512,14 @@ fn start(
     let log: Box<logging::LogFn> = Box::new(move |text: &str| auth_log.log(text));
     let mut dovecot_spec = socket_spec(&cf, "dovecot_auth_socket")?;
     let mut saslauthd_spec = socket_spec(&cf, "saslauthd_socket")?;
-    let wrapper = cf.get_bool("smtpd_tls_wrappermode").map_err(err_cf)?;
-    let configured = cf.get_list("smtpd_listen").map_err(err_cf)?;
+    let wrapper = cf.get_bool("smtpd_tls_wrappermode")?;
+    let configured = cf.get_list("smtpd_listen")?;
     if wrapper {
         listen_tls.extend(configured);
     } else {
         listen.extend(configured);
     }
-    listen_tls.extend(cf.get_list("smtpd_listen_tls").map_err(err_cf)?);
+    listen_tls.extend(cf.get_list("smtpd_listen_tls")?);
     // Socket-activated: serve what the service manager passed, bind nothing.
     let mut not_bound = Vec::new();
     if inherited.is_some() {
@@ -565,7 +558,7 @@ fn start(
     for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
         signals.add(sig);
     }
-    signals.thread_block().map_err(|x| x.to_string())?;
+    signals.thread_block().map_err(Fatal::Signals)?;
     let shared = Arc::new(Shared::new(store, c.server.clone(), dovecot, limiter, log));
     if let Some(path) = &c.cyrus.path {
         for key in c.cyrus.unknown_keys() {
@@ -589,7 +582,7 @@ fn start(
         (saslauthd_spec, server::Protocol::Saslauthd, "saslauthd"),
     ] {
         let Some(spec) = spec else { continue };
-        let listener = server::bind(&spec).map_err(|x| format!("{}: {x}", spec.path.display()))?;
+        let listener = server::bind(&spec).map_err(Fatal::path(&spec.path))?;
         sockets.push((
             listener,
             protocol,
@@ -620,12 +613,11 @@ fn start(
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()
-        .map_err(|x| x.to_string())?;
+        .build()?;
     let mut control = None;
     let mut tcp_listeners = Vec::new();
     // What the running TLS set-up was made from (see smtp_listener).
-    let mut tls_now = tls::tls_inputs(&cf)?;
+    let mut tls_now = tls::tls_inputs(&cf).map_err(Fatal::Tls)?;
     let inherited_tcp: Vec<(std::net::TcpListener, bool)> = match inherited.take() {
         Some(i) => (i.smtp.into_iter().map(|l| (l, false)))
             .chain(i.smtps.into_iter().map(|l| (l, true)))
@@ -633,7 +625,7 @@ fn start(
         None => Vec::new(),
     };
     if !listen.is_empty() || !listen_tls.is_empty() || !inherited_tcp.is_empty() {
-        let store = Store::open_read(&c.store_path, &c.open).map_err(|x| x.to_string())?;
+        let store = Store::open_read(&c.store_path, &c.open)?;
         let l = smtp_listener(&cf, &c, Arc::new(store), &aliases, None)?;
         let tls_on = l.tls.is_some();
         let stale = prepare_spool(&cf, &l.spool)?;
@@ -643,13 +635,16 @@ fn start(
                 l.spool.dir().display()
             ));
         }
-        let limit = cf.get_u32("default_process_limit").map_err(err_cf)?;
+        let limit = cf.get_u32("default_process_limit")?;
         control = Some(Control::new(l, limit));
         for (addrs, implicit) in [(&listen, false), (&listen_tls, true)] {
             for a in addrs {
                 let tcp = runtime
                     .block_on(tokio::net::TcpListener::bind(a.as_str()))
-                    .map_err(|x| format!("listen {a}: {x}"))?;
+                    .map_err(|source| Fatal::Listen {
+                        addr: a.clone(),
+                        source,
+                    })?;
                 tcp_listeners.push((tcp, implicit, a.clone()));
             }
         }
@@ -657,14 +652,15 @@ fn start(
             let _in_runtime = runtime.enter();
             let name = l.local_addr().map_or("unnamed".into(), |a| a.to_string());
             if implicit && !tls_on {
-                return Err(format!(
-                    "implicit TLS on {name}: TLS is off (smtpd_tls_security_level = none)"
-                ));
+                return Err(Fatal::ImplicitTlsOff(name));
             }
             let tcp = l
                 .set_nonblocking(true)
                 .and_then(|()| tokio::net::TcpListener::from_std(l))
-                .map_err(|x| format!("inherited socket {name}: {x}"))?;
+                .map_err(|source| Fatal::Inherited {
+                    name: name.clone(),
+                    source,
+                })?;
             tcp_listeners.push((tcp, implicit, format!("{name} (inherited)")));
         }
     }
@@ -682,8 +678,7 @@ fn start(
         let sh = Arc::clone(&shared);
         std::thread::Builder::new()
             .name(format!("{what}-auth"))
-            .spawn(move || server::serve(listener, sh, protocol))
-            .map_err(|x| x.to_string())?;
+            .spawn(move || server::serve(listener, sh, protocol))?;
         // Inherited sockets are the service manager's: never removed here.
         bound.extend(path);
     }
@@ -698,26 +693,23 @@ fn start(
     }
     notify(State::Ready, "serving", &*shared.log);
     loop {
-        let sig = signals.wait().map_err(|x| x.to_string())?;
+        let sig = signals.wait().map_err(Fatal::Signals)?;
         if sig == Signal::SIGHUP {
             notify(State::Reloading, "reloading", &*shared.log);
             match (&control, source.load()) {
                 (Some(ctl), Ok(cf2)) => {
                     let rebuilt = common(&cf2).and_then(|c2| {
                         let old = ctl.listener();
-                        let same_tls = tls::tls_inputs(&cf2)? == tls_now;
+                        let same_tls = tls::tls_inputs(&cf2).map_err(Fatal::Tls)? == tls_now;
                         // The open store stays: it is always current, and
                         // after root is given up it may not open again.
                         let store = if c2.store_path == c.store_path {
                             Arc::clone(&old.store)
                         } else {
-                            Arc::new(
-                                Store::open_read(&c2.store_path, &c2.open)
-                                    .map_err(|x| x.to_string())?,
-                            )
+                            Arc::new(Store::open_read(&c2.store_path, &c2.open)?)
                         };
                         let l = smtp_listener(&cf2, &c2, store, &aliases, Some((&old, same_tls)))?;
-                        Ok((l, tls::tls_inputs(&cf2)?))
+                        Ok((l, tls::tls_inputs(&cf2).map_err(Fatal::Tls)?))
                     });
                     match rebuilt {
                         Ok((l, tls)) => {
