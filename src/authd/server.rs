@@ -263,15 +263,6 @@ fn run(listener: UnixListener, shared: &Shared, protocol: Protocol) -> io::Resul
             Ok(()) => {}
         }
         let now = Instant::now();
-        if accept_again || events.iter().any(|ev| ev.token() == LISTENER) {
-            let failed = l.accept_all(&listener, now);
-            if let (Some(e), false) = (&failed, accept_again) {
-                (shared.log)(&format!(
-                    "warning: auth socket: cannot accept a connection: {e}"
-                ));
-            }
-            accept_again = failed.is_some();
-        }
         for ev in events.iter().filter(|ev| ev.token() != LISTENER) {
             let t = ev.token().0;
             let Some(conn) = l.conns.get_mut(&t) else {
@@ -292,6 +283,18 @@ fn run(listener: UnixListener, shared: &Shared, protocol: Protocol) -> io::Resul
             for t in expired {
                 l.close(t);
             }
+        }
+        // Accept last: descriptors the closes above freed serve a client
+        // left queued by an earlier failure in this same round, not one
+        // poll timeout later.
+        if accept_again || events.iter().any(|ev| ev.token() == LISTENER) {
+            let failed = l.accept_all(&listener, now);
+            if let (Some(e), false) = (&failed, accept_again) {
+                (shared.log)(&format!(
+                    "warning: auth socket: cannot accept a connection: {e}"
+                ));
+            }
+            accept_again = failed.is_some();
         }
     }
     Ok(())
