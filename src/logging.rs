@@ -20,11 +20,39 @@ pub enum LogError {
     File { path: String, source: io::Error },
 }
 
-// The daemon's set-up still reports its errors as strings.
-impl From<LogError> for String {
-    fn from(e: LogError) -> String {
-        e.to_string()
-    }
+/// Where a service sends one line of log output in Postfix's format
+/// (`maillog_file` style): the SMTP listener and the auth sockets alike.
+pub type LogFn = dyn Fn(&str) + Send + Sync;
+
+/// Postfix's line for a failed SASL login, the one fail2ban's postfix
+/// filter (and `dist/fail2ban/filter.d`) matches; the SMTP listener and the
+/// Dovecot auth socket both log it. `client` is the address, or `unknown`;
+/// `user` (`sasl_username`) is added when known.
+pub fn sasl_failure(
+    client: &str,
+    mechanism: &str,
+    reason: &dyn std::fmt::Display,
+    user: Option<&str>,
+) -> String {
+    format!(
+        "warning: unknown[{client}]: SASL {mechanism} authentication failed: {reason}{}",
+        sasl_username(user)
+    )
+}
+
+/// A failed saslauthd request: the protocol carries no client address, so
+/// this line is for the admin, not for fail2ban.
+pub fn saslauthd_failure(service: &str, user: Option<&str>) -> String {
+    format!(
+        "warning: saslauthd request for service {service}: authentication failed{}",
+        sasl_username(user)
+    )
+}
+
+/// The `, sasl_username=...` suffix Postfix adds when the user is known.
+fn sasl_username(user: Option<&str>) -> String {
+    user.map(|u| format!(", sasl_username={u}"))
+        .unwrap_or_default()
 }
 
 /// Where lines go.
@@ -157,5 +185,27 @@ mod tests {
         );
         assert_eq!(text.lines().count(), 1);
         assert!(Destination::open("/nonexistent/dir/log").is_err());
+    }
+
+    #[test]
+    fn sasl_failure_lines() {
+        assert_eq!(
+            sasl_failure(
+                "192.0.2.1",
+                "PLAIN",
+                &"authentication failure",
+                Some("tim@example.org")
+            ),
+            "warning: unknown[192.0.2.1]: SASL PLAIN authentication failed: \
+             authentication failure, sasl_username=tim@example.org"
+        );
+        assert_eq!(
+            sasl_failure("unknown", "LOGIN", &"x", None),
+            "warning: unknown[unknown]: SASL LOGIN authentication failed: x"
+        );
+        assert_eq!(
+            saslauthd_failure("smtp", Some("tim")),
+            "warning: saslauthd request for service smtp: authentication failed, sasl_username=tim"
+        );
     }
 }

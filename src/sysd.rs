@@ -48,10 +48,28 @@ pub enum SysdError {
     WrongKind {
         fd: RawFd,
         name: String,
-        what: String,
+        what: NotListening,
     },
     #[error("NOTIFY_SOCKET: {0:?} is not a UNIX socket path or @abstract name")]
     NotifyAddress(String),
+}
+
+/// What an inherited descriptor is instead of the listening socket its
+/// role needs (OS errors in strerror's words).
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum NotListening {
+    #[error("not an open descriptor: {0}")]
+    Closed(String),
+    #[error("not a socket: {0}")]
+    NotSocket(String),
+    #[error("not a stream socket")]
+    NotStream,
+    #[error("not listening")]
+    NotListening,
+    #[error("a TCP socket is needed for SMTP")]
+    NeedTcp,
+    #[error("a UNIX socket is needed for an auth socket")]
+    NeedUnix,
 }
 
 /// What an inherited socket serves, from its name.
@@ -173,7 +191,7 @@ pub fn take_listen_fds() -> Result<Option<Inherited>, SysdError> {
             fd,
             name: name.clone(),
         })?;
-        let wrong = |what: String| SysdError::WrongKind {
+        let wrong = |what: NotListening| SysdError::WrongKind {
             fd,
             name: name.clone(),
             what,
@@ -194,39 +212,34 @@ pub fn take_listen_fds() -> Result<Option<Inherited>, SysdError> {
 
 /// The descriptor is a listening stream socket of the family `role` needs;
 /// set close-on-exec on it. The error says what it is instead.
-fn check_listening(fd: RawFd, role: Role) -> Result<(), String> {
-    let os = |what: &str| {
-        format!(
-            "{what}: {}",
-            crate::sys::strerror(&io::Error::last_os_error())
-        )
-    };
+fn check_listening(fd: RawFd, role: Role) -> Result<(), NotListening> {
+    let os = || crate::sys::strerror(&io::Error::last_os_error());
     // SAFETY: fcntl on a descriptor number; a closed one is EBADF.
     if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
-        return Err(os("not an open descriptor"));
+        return Err(NotListening::Closed(os()));
     }
-    let opt = |level, name| -> Result<libc::c_int, String> {
+    let opt = |level, name| -> Result<libc::c_int, NotListening> {
         let mut v: libc::c_int = 0;
         let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
         // SAFETY: v and len are valid for getsockopt to write an int.
         let r = unsafe { libc::getsockopt(fd, level, name, (&raw mut v).cast(), &mut len) };
         if r < 0 {
-            return Err(os("not a socket"));
+            return Err(NotListening::NotSocket(os()));
         }
         Ok(v)
     };
     if opt(libc::SOL_SOCKET, libc::SO_TYPE)? != libc::SOCK_STREAM {
-        return Err("not a stream socket".into());
+        return Err(NotListening::NotStream);
     }
     if opt(libc::SOL_SOCKET, libc::SO_ACCEPTCONN)? == 0 {
-        return Err("not listening".into());
+        return Err(NotListening::NotListening);
     }
     let family = opt(libc::SOL_SOCKET, libc::SO_DOMAIN)?;
     let tcp = family == libc::AF_INET || family == libc::AF_INET6;
     match (role.is_tcp(), tcp, family == libc::AF_UNIX) {
         (true, true, _) | (false, _, true) => Ok(()),
-        (true, ..) => Err("a TCP socket is needed for SMTP".into()),
-        (false, ..) => Err("a UNIX socket is needed for an auth socket".into()),
+        (true, ..) => Err(NotListening::NeedTcp),
+        (false, ..) => Err(NotListening::NeedUnix),
     }
 }
 

@@ -86,7 +86,7 @@ fn sockets_are_checked_against_their_role() {
     let file = std::fs::File::open("/dev/null").unwrap();
     assert_eq!(check_listening(unix.as_raw_fd(), Role::Dovecot), Ok(()));
     assert_eq!(check_listening(tcp.as_raw_fd(), Role::Smtps), Ok(()));
-    let err = |fd, role| check_listening(fd, role).unwrap_err();
+    let err = |fd, role| check_listening(fd, role).unwrap_err().to_string();
     assert!(err(unix.as_raw_fd(), Role::Smtp).contains("TCP socket is needed"));
     assert!(err(tcp.as_raw_fd(), Role::Saslauthd).contains("UNIX socket is needed"));
     assert!(err(udp.as_raw_fd(), Role::Smtp).contains("not a stream socket"));

@@ -6,8 +6,10 @@
 //! and possibly `=` for an empty initial response.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use crate::mech::{self, AuthError, Credentials, Exchange, Reply, ServerConfig};
+use crate::net::FailureLimiter;
 
 /// Longest line accepted: Postfix's 12288-byte response limit plus the
 /// request's other fields.
@@ -49,6 +51,15 @@ pub trait Limiter {
     /// May a request from this client go ahead?
     fn allow(&mut self, client: Option<&str>) -> bool;
     fn failed(&mut self, client: Option<&str>);
+}
+
+impl Limiter for FailureLimiter {
+    fn allow(&mut self, client: Option<&str>) -> bool {
+        self.allow_at(client, Instant::now())
+    }
+    fn failed(&mut self, client: Option<&str>) {
+        self.failed_at(client, Instant::now())
+    }
 }
 
 /// No limits.

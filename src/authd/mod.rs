@@ -4,6 +4,5 @@
 //! ([`dovecot`], [`saslauthd`]); [`server`] runs them on sockets.
 
 pub mod dovecot;
-pub mod limit;
 pub mod saslauthd;
 pub mod server;

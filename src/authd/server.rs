@@ -23,9 +23,10 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token};
 
 use super::dovecot::{self, DovecotConfig, Session};
-use super::limit::FailureLimiter;
 use super::saslauthd;
+use crate::logging;
 use crate::mech::{Credentials, ServerConfig};
+use crate::net::FailureLimiter;
 use crate::store::Store;
 
 /// A line started but not finished must be completed within this time.
@@ -154,8 +155,7 @@ fn bind_in(spec: &SocketSpec, dir: &Path, name: &std::ffi::OsStr) -> io::Result<
     Ok(listener)
 }
 
-/// One line of log output in Postfix's format (`maillog_file` style).
-pub type LogFn = dyn Fn(&str) + Send + Sync;
+pub use crate::logging::LogFn;
 
 /// What every connection of the server shares.
 pub struct Shared {
@@ -263,15 +263,6 @@ fn run(listener: UnixListener, shared: &Shared, protocol: Protocol) -> io::Resul
             Ok(()) => {}
         }
         let now = Instant::now();
-        if accept_again || events.iter().any(|ev| ev.token() == LISTENER) {
-            let failed = l.accept_all(&listener, now);
-            if let (Some(e), false) = (&failed, accept_again) {
-                (shared.log)(&format!(
-                    "warning: auth socket: cannot accept a connection: {e}"
-                ));
-            }
-            accept_again = failed.is_some();
-        }
         for ev in events.iter().filter(|ev| ev.token() != LISTENER) {
             let t = ev.token().0;
             let Some(conn) = l.conns.get_mut(&t) else {
@@ -292,6 +283,18 @@ fn run(listener: UnixListener, shared: &Shared, protocol: Protocol) -> io::Resul
             for t in expired {
                 l.close(t);
             }
+        }
+        // Accept last: descriptors the closes above freed serve a client
+        // left queued by an earlier failure in this same round, not one
+        // poll timeout later.
+        if accept_again || events.iter().any(|ev| ev.token() == LISTENER) {
+            let failed = l.accept_all(&listener, now);
+            if let (Some(e), false) = (&failed, accept_again) {
+                (shared.log)(&format!(
+                    "warning: auth socket: cannot accept a connection: {e}"
+                ));
+            }
+            accept_again = failed.is_some();
         }
     }
     Ok(())
@@ -477,12 +480,10 @@ impl Conn {
                 self.output.extend(saslauthd::encode_reply(reply));
                 self.closing = true;
                 if reply != "OK" {
-                    let user = account
-                        .map(|a| format!(", sasl_username={a}"))
-                        .unwrap_or_default();
-                    (shared.log)(&format!(
-                        "warning: saslauthd request for service {}: authentication failed{user}",
-                        String::from_utf8_lossy(&request.service)
+                    let user = account.map(|a| a.to_string());
+                    (shared.log)(&logging::saslauthd_failure(
+                        &String::from_utf8_lossy(&request.service),
+                        user.as_deref(),
                     ));
                 }
                 true
@@ -550,16 +551,11 @@ fn log_attempt(shared: &Shared, a: &dovecot::Attempt) {
     let client = a.client.as_deref().unwrap_or("unknown");
     match &a.result {
         Ok(()) => {}
-        Err(e) => {
-            let user = a
-                .user
-                .as_deref()
-                .map(|u| format!(", sasl_username={u}"))
-                .unwrap_or_default();
-            (shared.log)(&format!(
-                "warning: unknown[{client}]: SASL {} authentication failed: {e}{user}",
-                a.mechanism
-            ));
-        }
+        Err(e) => (shared.log)(&logging::sasl_failure(
+            client,
+            a.mechanism,
+            e,
+            a.user.as_deref(),
+        )),
     }
 }

@@ -4,25 +4,25 @@
 //! configuration in `main.cf` syntax with `-o` overrides.
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Arg, ArgAction, Command};
 
+mod config;
+mod error;
 mod tls;
 
+use config::{Source, common, failure_limiter, logger, offered, smtp_listener, socket_spec};
+use error::Fatal;
+
 use crate::authd::dovecot::DovecotConfig;
-use crate::authd::limit::{Cidr, FailureLimiter, parse_ipv6_prefix};
-use crate::authd::server::{self, Shared, SocketSpec};
+use crate::authd::server::{self, Shared};
+use crate::logging;
 use crate::maincf::{self, MainCf};
-use crate::mech::ServerConfig;
-use crate::saslconf::{self, security::SecurityOptions};
-use crate::smtp::accounts::AccountIndex;
-use crate::smtp::listener::{Control, Listener};
-use crate::smtp::session::{Policy, Restriction, check_relay_closed};
+use crate::smtp::listener::Control;
 use crate::smtp::spool::Spool;
-use crate::store::{OpenOptions, Store};
+use crate::store::Store;
 
 /// Default configuration file (read when it exists and no -c is given).
 pub const DEFAULT_CONFIG: &str = "/etc/smtpd-auth/main.cf";
@@ -68,284 +68,9 @@ pub fn command() -> Command {
         .after_long_help(params)
 }
 
-fn err(msg: &str) -> i32 {
-    let _ = writeln!(std::io::stderr(), "smtpd-auth: fatal: {msg}");
-    1
-}
-
-/// A logger for one part of the daemon, tagged `<syslog_name>/<daemon>`.
-fn logger(cf: &MainCf, host: &str, daemon: &str) -> Result<crate::logging::Logger, String> {
-    let dest = crate::logging::Destination::open(&cf.get("log_destination").map_err(err_cf)?)?;
-    let tag = format!("{}/{daemon}", cf.get("syslog_name").map_err(err_cf)?);
-    Ok(crate::logging::Logger::new(Arc::new(dest), host, &tag))
-}
-
-/// What every part of the daemon derives from the configuration.
-struct Common {
-    hostname: String,
-    realm: String,
-    cyrus: saslconf::SaslConfig,
-    store_path: PathBuf,
-    open: OpenOptions,
-    server: ServerConfig,
-}
-
+/// The TLS set-up (`tls.rs`) still words its errors as strings.
 fn err_cf(x: maincf::ConfigError) -> String {
     x.to_string()
-}
-
-fn common(cf: &MainCf) -> Result<Common, String> {
-    let hostname = cf.get("myhostname").map_err(err_cf)?;
-    let local = cf.get("smtpd_sasl_local_domain").map_err(err_cf)?;
-    let realm = if local.is_empty() {
-        hostname.clone()
-    } else {
-        local
-    };
-    let appname = cf.get("smtpd_sasl_path").map_err(err_cf)?;
-    let search = match cf.get("cyrus_sasl_config_path").map_err(err_cf)? {
-        p if p.is_empty() => saslconf::search_path(),
-        p => p,
-    };
-    let cyrus = saslconf::load(&appname, &search).map_err(|x| x.to_string())?;
-    // main.cf's sasldb_path wins over the Cyrus application config's.
-    let store_path = match cf.get_path("sasldb_path").map_err(err_cf)? {
-        Some(p) => p,
-        None => PathBuf::from(cyrus.sasldb_path().unwrap_or(crate::cli::DEFAULT_SASLDB)),
-    };
-    let open = OpenOptions {
-        map_size: cyrus.sasldb_mapsize(),
-        max_readers: cyrus.sasldb_maxreaders(),
-    };
-    let mut server =
-        ServerConfig::new("smtp", &hostname, realm.as_bytes()).map_err(|x| x.to_string())?;
-    if let Some(n) = cyrus.scram_iteration_counter() {
-        server.scram_iterations = n;
-    }
-    server.salt_key =
-        crate::secret::load_salt_key(&tls::state_dir(cf)?).map_err(|x| x.to_string())?;
-    server.digest_strict_host = cf
-        .get_bool("smtpd_sasl_digest_uri_strict_host")
-        .map_err(err_cf)?;
-    Ok(Common {
-        hostname,
-        realm,
-        cyrus,
-        store_path,
-        open,
-        server,
-    })
-}
-
-fn cidrs(cf: &MainCf, key: &str) -> Result<Vec<Cidr>, String> {
-    cf.get_list(key)
-        .map_err(err_cf)?
-        .iter()
-        .map(|c| Cidr::parse(c))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|x| format!("{key}: {x}"))
-}
-
-fn restrictions(cf: &MainCf, key: &str) -> Result<Vec<Restriction>, String> {
-    cf.get_list(key)
-        .map_err(err_cf)?
-        .iter()
-        .map(|n| Restriction::parse(n).ok_or_else(|| format!("{key}: unknown restriction {n:?}")))
-        .collect()
-}
-
-fn offered(
-    cf: &MainCf,
-    cyrus: &saslconf::SaslConfig,
-    key: &str,
-    tls: bool,
-) -> Result<Vec<&'static str>, String> {
-    let options =
-        SecurityOptions::parse(&cf.get(key).map_err(err_cf)?).map_err(|x| format!("{key}: {x}"))?;
-    Ok(saslconf::security::offered(
-        &cyrus.mech_list(),
-        &options,
-        tls,
-    ))
-}
-
-/// `local_recipient_maps`: empty accepts any local recipient, as in
-/// Postfix; `sasldb` (the default) only accounts of the store.
-fn local_recipient_check(cf: &MainCf) -> Result<bool, String> {
-    let key = "local_recipient_maps";
-    match cf.get_list(key).map_err(err_cf)?.as_slice() {
-        [] => Ok(false),
-        [one] if one == "sasldb" => Ok(true),
-        other => Err(format!(
-            "{key}: {:?} is not supported (use sasldb, or empty to accept every local recipient)",
-            other.join(", ")
-        )),
-    }
-}
-
-/// Build the SMTP side from the configuration (at start and on SIGHUP).
-/// On reload, `previous` is the running listener and whether the TLS
-/// parameters are unchanged: then, if the key cannot be read again (it is
-/// root's and root is given up by now), the running TLS set-up is kept.
-fn smtp_listener(
-    cf: &MainCf,
-    c: &Common,
-    store: Arc<Store>,
-    aliases: &[String],
-    previous: Option<(&Listener, bool)>,
-) -> Result<Listener, String> {
-    let e = err_cf;
-    let log = logger(cf, &c.hostname, "smtpd")?;
-    let log: Arc<server::LogFn> = Arc::new(move |text: &str| log.log(text));
-    let tls = match (tls::tls_config(cf, &c.hostname, &*log), previous) {
-        (Ok(tls), _) => tls,
-        (Err(x), Some((old, true))) => {
-            log(&format!(
-                "warning: TLS files not read again ({x}); keeping the certificate in use until a restart"
-            ));
-            old.tls.clone()
-        }
-        (Err(x), _) => return Err(x),
-    };
-    let relay_restrictions = restrictions(cf, "smtpd_relay_restrictions")?;
-    let recipient_restrictions = restrictions(cf, "smtpd_recipient_restrictions")?;
-    check_relay_closed(&relay_restrictions, &recipient_restrictions)?;
-    let auth_needs_tls = match cf.get("smtpd_tls_auth_only").map_err(e)?.as_str() {
-        "" => tls.is_some(),
-        _ => cf.get_bool("smtpd_tls_auth_only").map_err(e)?,
-    };
-    let relayhost = cf.get("relayhost").map_err(e)?.replace(['[', ']'], "");
-    let maildir = cf.get_path("virtual_mailbox_base").map_err(e)?;
-    let policy = Policy {
-        hostname: c.hostname.clone(),
-        mydestination: cf.get_list("mydestination").map_err(e)?,
-        relay_domains: cf.get_list("relay_domains").map_err(e)?,
-        mynetworks: cidrs(cf, "mynetworks")?,
-        local_recipient_check: local_recipient_check(cf)?,
-        recipient_limit: cf.get_u32("smtpd_recipient_limit").map_err(e)? as usize,
-        auth_enabled: cf.get_bool("smtpd_sasl_auth_enable").map_err(e)?,
-        auth_needs_tls,
-        tls_available: tls.is_some(),
-        tls_required: cf
-            .get("smtpd_tls_security_level")
-            .map_err(e)?
-            .eq_ignore_ascii_case("encrypt"),
-        mechanisms_plain: offered(cf, &c.cyrus, "smtpd_sasl_security_options", false)?,
-        mechanisms_tls: offered(cf, &c.cyrus, "smtpd_sasl_tls_security_options", true)?,
-        broken_auth_clients: cf.get_bool("broken_sasl_auth_clients").map_err(e)?,
-        message_size_limit: u64::from(cf.get_u32("message_size_limit").map_err(e)?),
-        hard_error_limit: cf.get_u32("smtpd_hard_error_limit").map_err(e)?.max(1),
-        relay_restrictions,
-        recipient_restrictions,
-        can_relay: !relayhost.is_empty(),
-        can_deliver_local: !relayhost.is_empty() || maildir.is_some(),
-    };
-    let mut server = c.server.clone();
-    server.host_aliases.extend(aliases.iter().cloned());
-    let minute = std::time::Duration::from_secs(60);
-    let ipv6_prefix = ipv6_prefix(cf)?;
-    Ok(Listener {
-        policy,
-        server,
-        tls,
-        timeout: cf.get_duration("smtpd_timeout").map_err(e)?,
-        relayhost: (!relayhost.is_empty()).then_some(relayhost),
-        maildir,
-        accounts: AccountIndex::new(Arc::clone(&store)),
-        store,
-        limiter: Arc::new(std::sync::Mutex::new(failure_limiter(cf)?)),
-        auth_rate: Arc::new(std::sync::Mutex::new(
-            FailureLimiter::new(
-                cf.get_u32("smtpd_client_auth_rate_limit").map_err(e)?,
-                minute,
-                Vec::new(),
-            )
-            .with_ipv6_prefix(ipv6_prefix),
-        )),
-        error_sleep: cf.get_duration("smtpd_error_sleep_time").map_err(e)?,
-        soft_error_limit: cf.get_u32("smtpd_soft_error_limit").map_err(e)?,
-        connection_limit: cf
-            .get_u32("smtpd_client_connection_count_limit")
-            .map_err(e)?,
-        ipv6_prefix,
-        session_limit: cf.get_duration("smtpd_max_session_time").map_err(e)?,
-        spool: Spool::new(tls::state_dir(cf)?.join("spool")),
-        log,
-    })
-}
-
-/// `smtpd_client_ipv6_prefix_length`, checked.
-fn ipv6_prefix(cf: &MainCf) -> Result<u8, String> {
-    let key = "smtpd_client_ipv6_prefix_length";
-    let n = cf.get_u32(key).map_err(err_cf)?;
-    parse_ipv6_prefix(n).map_err(|why| cf.invalid(key, why).to_string())
-}
-
-/// AUTH failures per client (`smtpd_auth_failure_limit`), for the SMTP
-/// listener and the Dovecot socket alike.
-fn failure_limiter(cf: &MainCf) -> Result<FailureLimiter, String> {
-    Ok(FailureLimiter::new(
-        cf.get_u32("smtpd_auth_failure_limit").map_err(err_cf)?,
-        cf.get_duration("smtpd_auth_failure_window")
-            .map_err(err_cf)?,
-        cidrs(cf, "smtpd_auth_failure_exceptions")?,
-    )
-    .with_ipv6_prefix(ipv6_prefix(cf)?))
-}
-
-fn socket_spec(cf: &MainCf, prefix: &str) -> Result<Option<SocketSpec>, String> {
-    let Some(path) = cf.get_path(prefix).map_err(|e| e.to_string())? else {
-        return Ok(None);
-    };
-    let owner = cf
-        .get(&format!("{prefix}_owner"))
-        .map_err(|e| e.to_string())?;
-    let group = cf
-        .get(&format!("{prefix}_group"))
-        .map_err(|e| e.to_string())?;
-    let uid = nix::unistd::User::from_name(&owner)
-        .ok()
-        .flatten()
-        .ok_or_else(|| format!("{prefix}_owner: no user {owner:?}"))?
-        .uid
-        .as_raw();
-    let gid = nix::unistd::Group::from_name(&group)
-        .ok()
-        .flatten()
-        .ok_or_else(|| format!("{prefix}_group: no group {group:?}"))?
-        .gid
-        .as_raw();
-    let mode = cf
-        .get_mode(&format!("{prefix}_mode"))
-        .map_err(|e| e.to_string())?;
-    Ok(Some(SocketSpec {
-        path,
-        uid: Some(uid),
-        gid: Some(gid),
-        mode,
-    }))
-}
-
-/// Where the configuration comes from, so SIGHUP can read it again.
-struct Source {
-    path: Option<PathBuf>,
-    overrides: Vec<String>,
-}
-
-impl Source {
-    fn load(&self) -> Result<MainCf, String> {
-        let mut cf = match &self.path {
-            Some(p) => MainCf::load(p).map_err(err_cf)?,
-            None if std::path::Path::new(DEFAULT_CONFIG).exists() => {
-                MainCf::load(std::path::Path::new(DEFAULT_CONFIG)).map_err(err_cf)?
-            }
-            None => MainCf::default(),
-        };
-        for o in &self.overrides {
-            cf.override_with(o).map_err(err_cf)?;
-        }
-        Ok(cf)
-    }
 }
 
 /// Run the daemon; returns the exit code.
@@ -368,7 +93,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     };
     let cf = match source.load() {
         Ok(c) => c,
-        Err(e) => return err(&e),
+        Err(e) => return error::report(&e),
     };
     if m.get_flag("print-config") {
         for (k, v) in cf.explicit() {
@@ -390,7 +115,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         .collect();
     match start(&source, cf, listen, listen_tls) {
         Ok(()) => 0,
-        Err(e) => err(&e),
+        Err(e) => error::report(&e),
     }
 }
 
@@ -398,35 +123,37 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
 /// `mail_owner`, make the directory now and give it to that user, who
 /// could not create it later; otherwise it is made at the first spill.
 /// Returns how many stale files were removed.
-fn prepare_spool(cf: &MainCf, spool: &Spool) -> Result<usize, String> {
-    let at = |x: std::io::Error| format!("{}: {x}", spool.dir().display());
-    let n = spool.remove_stale().map_err(at)?;
-    let owner = cf.get("mail_owner").map_err(err_cf)?;
+fn prepare_spool(cf: &MainCf, spool: &Spool) -> Result<usize, Fatal> {
+    let n = spool.remove_stale().map_err(Fatal::path(spool.dir()))?;
+    let owner = cf.get("mail_owner")?;
     if nix::unistd::geteuid().is_root() && !owner.is_empty() && owner != "root" {
         let user = nix::unistd::User::from_name(&owner)
             .ok()
             .flatten()
-            .ok_or_else(|| format!("mail_owner: no user {owner:?}"))?;
+            .ok_or_else(|| Fatal::NoUser {
+                key: "mail_owner".into(),
+                name: owner.clone(),
+            })?;
         // mail_owner must reach spool/ through the state directory, which
         // may have been made 0700 (the certificate's key stays in tls/,
         // 0700): allow traversal, not listing, as Postfix's queue_directory.
         if let Some(state) = spool.dir().parent() {
             use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-            let at = |x: std::io::Error| format!("{}: {x}", state.display());
+            let at = || Fatal::path(state);
             std::fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o755)
                 .create(state)
-                .map_err(at)?;
-            let mode = std::fs::metadata(state).map_err(at)?.permissions().mode();
+                .map_err(at())?;
+            let mode = std::fs::metadata(state).map_err(at())?.permissions().mode();
             if mode & 0o001 == 0 {
                 std::fs::set_permissions(state, std::fs::Permissions::from_mode(mode | 0o111))
-                    .map_err(at)?;
+                    .map_err(at())?;
             }
         }
-        spool.ensure_dir().map_err(at)?;
+        spool.ensure_dir().map_err(Fatal::path(spool.dir()))?;
         nix::unistd::chown(spool.dir(), Some(user.uid), Some(user.gid))
-            .map_err(|x| format!("{}: {x}", spool.dir().display()))?;
+            .map_err(Fatal::sys(spool.dir().display().to_string()))?;
     }
     Ok(n)
 }
@@ -435,14 +162,14 @@ fn prepare_spool(cf: &MainCf, spool: &Spool) -> Result<usize, String> {
 /// `mail_owner`, which must be an unprivileged account (Postfix refuses
 /// one with user or group ID 0 the same way). Checked before anything is
 /// bound or created.
-fn mail_owner(cf: &MainCf) -> Result<Option<nix::unistd::User>, String> {
+fn mail_owner(cf: &MainCf) -> Result<Option<nix::unistd::User>, Fatal> {
     use nix::unistd::{User, geteuid};
     if !geteuid().is_root() {
         return Ok(None);
     }
     let key = "mail_owner";
-    let owner = cf.get(key).map_err(err_cf)?;
-    let bad = |why: String| cf.invalid(key, why).to_string();
+    let owner = cf.get(key)?;
+    let bad = |why: String| Fatal::from(cf.invalid(key, why));
     let user = User::from_name(&owner)
         .ok()
         .flatten()
@@ -458,15 +185,15 @@ fn mail_owner(cf: &MainCf) -> Result<Option<nix::unistd::User>, String> {
 
 /// Give up root for `user` once every socket is bound and the store is
 /// open (their descriptors stay usable), before any client is served.
-fn drop_privileges(user: &nix::unistd::User) -> Result<(), String> {
+fn drop_privileges(user: &nix::unistd::User) -> Result<(), Fatal> {
     use nix::unistd::{getgid, getuid, setgid, setgroups, setuid};
-    setgroups(&[user.gid]).map_err(|e| format!("setgroups: {e}"))?;
-    setgid(user.gid).map_err(|e| format!("setgid: {e}"))?;
-    setuid(user.uid).map_err(|e| format!("setuid: {e}"))?;
+    setgroups(&[user.gid]).map_err(Fatal::sys("setgroups"))?;
+    setgid(user.gid).map_err(Fatal::sys("setgid"))?;
+    setuid(user.uid).map_err(Fatal::sys("setuid"))?;
     // setuid(2) as root sets every ID, so root cannot come back; make sure.
     if getuid().is_root() || getgid().as_raw() == 0 || setuid(nix::unistd::Uid::from_raw(0)).is_ok()
     {
-        return Err(format!("could not give up root for {}", user.name));
+        return Err(Fatal::StillRoot(user.name.clone()));
     }
     Ok(())
 }
@@ -479,16 +206,14 @@ fn start(
     cf: MainCf,
     mut listen: Vec<String>,
     mut listen_tls: Vec<String>,
-) -> Result<(), String> {
+) -> Result<(), Fatal> {
     use crate::sysd::State;
     use nix::sys::signal::{SigSet, Signal};
     let owner = mail_owner(&cf)?;
     // Both change the environment: before any thread starts.
-    let mut inherited = crate::sysd::take_listen_fds()
-        .map_err(|x| x.to_string())?
-        .filter(|i| !i.is_empty());
-    let notifier = crate::sysd::Notifier::from_env().map_err(|x| x.to_string())?;
-    let notify = |state: State, status: &str, log: &server::LogFn| {
+    let mut inherited = crate::sysd::take_listen_fds()?.filter(|i| !i.is_empty());
+    let notifier = crate::sysd::Notifier::from_env()?;
+    let notify = |state: State, status: &str, log: &logging::LogFn| {
         if let Err(e) = notifier.notify(state, status) {
             log(&format!(
                 "warning: NOTIFY_SOCKET: {}",
@@ -497,35 +222,30 @@ fn start(
         }
     };
     let c = common(&cf)?;
-    let store = Store::open_read(&c.store_path, &c.open)
-        .map_err(|x| format!("{x} (create a user with saslpasswd first)"))?;
+    let store = Store::open_read(&c.store_path, &c.open).map_err(Fatal::NoStore)?;
     let socket_mechanisms = offered(&cf, &c.cyrus, "smtpd_sasl_security_options", false)?;
     if socket_mechanisms.is_empty() {
-        return Err(
-            "no SASL mechanism left after mech_list and smtpd_sasl_security_options".into(),
-        );
+        return Err(Fatal::NoMechanism);
     }
     let dovecot = DovecotConfig {
         mechanisms: socket_mechanisms.clone(),
-        plaintext_needs_tls: cf.get_bool("smtpd_tls_auth_only").map_err(err_cf)?,
-        require_client_cert: cf
-            .get_bool("dovecot_auth_require_client_cert")
-            .map_err(err_cf)?,
+        plaintext_needs_tls: cf.get_bool("smtpd_tls_auth_only")?,
+        require_client_cert: cf.get_bool("dovecot_auth_require_client_cert")?,
         pid: std::process::id(),
         connection_id: 0,
     };
     let auth_log = logger(&cf, &c.hostname, "auth")?;
-    let log: Box<server::LogFn> = Box::new(move |text: &str| auth_log.log(text));
+    let log: Box<logging::LogFn> = Box::new(move |text: &str| auth_log.log(text));
     let mut dovecot_spec = socket_spec(&cf, "dovecot_auth_socket")?;
     let mut saslauthd_spec = socket_spec(&cf, "saslauthd_socket")?;
-    let wrapper = cf.get_bool("smtpd_tls_wrappermode").map_err(err_cf)?;
-    let configured = cf.get_list("smtpd_listen").map_err(err_cf)?;
+    let wrapper = cf.get_bool("smtpd_tls_wrappermode")?;
+    let configured = cf.get_list("smtpd_listen")?;
     if wrapper {
         listen_tls.extend(configured);
     } else {
         listen.extend(configured);
     }
-    listen_tls.extend(cf.get_list("smtpd_listen_tls").map_err(err_cf)?);
+    listen_tls.extend(cf.get_list("smtpd_listen_tls")?);
     // Socket-activated: serve what the service manager passed, bind nothing.
     let mut not_bound = Vec::new();
     if inherited.is_some() {
@@ -564,7 +284,7 @@ fn start(
     for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
         signals.add(sig);
     }
-    signals.thread_block().map_err(|x| x.to_string())?;
+    signals.thread_block().map_err(Fatal::Signals)?;
     let shared = Arc::new(Shared::new(store, c.server.clone(), dovecot, limiter, log));
     if let Some(path) = &c.cyrus.path {
         for key in c.cyrus.unknown_keys() {
@@ -588,7 +308,7 @@ fn start(
         (saslauthd_spec, server::Protocol::Saslauthd, "saslauthd"),
     ] {
         let Some(spec) = spec else { continue };
-        let listener = server::bind(&spec).map_err(|x| format!("{}: {x}", spec.path.display()))?;
+        let listener = server::bind(&spec).map_err(Fatal::path(&spec.path))?;
         sockets.push((
             listener,
             protocol,
@@ -619,12 +339,11 @@ fn start(
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()
-        .map_err(|x| x.to_string())?;
+        .build()?;
     let mut control = None;
     let mut tcp_listeners = Vec::new();
     // What the running TLS set-up was made from (see smtp_listener).
-    let mut tls_now = tls::tls_inputs(&cf)?;
+    let mut tls_now = tls::tls_inputs(&cf).map_err(Fatal::Tls)?;
     let inherited_tcp: Vec<(std::net::TcpListener, bool)> = match inherited.take() {
         Some(i) => (i.smtp.into_iter().map(|l| (l, false)))
             .chain(i.smtps.into_iter().map(|l| (l, true)))
@@ -632,7 +351,7 @@ fn start(
         None => Vec::new(),
     };
     if !listen.is_empty() || !listen_tls.is_empty() || !inherited_tcp.is_empty() {
-        let store = Store::open_read(&c.store_path, &c.open).map_err(|x| x.to_string())?;
+        let store = Store::open_read(&c.store_path, &c.open)?;
         let l = smtp_listener(&cf, &c, Arc::new(store), &aliases, None)?;
         let tls_on = l.tls.is_some();
         let stale = prepare_spool(&cf, &l.spool)?;
@@ -642,13 +361,16 @@ fn start(
                 l.spool.dir().display()
             ));
         }
-        let limit = cf.get_u32("default_process_limit").map_err(err_cf)?;
+        let limit = cf.get_u32("default_process_limit")?;
         control = Some(Control::new(l, limit));
         for (addrs, implicit) in [(&listen, false), (&listen_tls, true)] {
             for a in addrs {
                 let tcp = runtime
                     .block_on(tokio::net::TcpListener::bind(a.as_str()))
-                    .map_err(|x| format!("listen {a}: {x}"))?;
+                    .map_err(|source| Fatal::Listen {
+                        addr: a.clone(),
+                        source,
+                    })?;
                 tcp_listeners.push((tcp, implicit, a.clone()));
             }
         }
@@ -656,14 +378,15 @@ fn start(
             let _in_runtime = runtime.enter();
             let name = l.local_addr().map_or("unnamed".into(), |a| a.to_string());
             if implicit && !tls_on {
-                return Err(format!(
-                    "implicit TLS on {name}: TLS is off (smtpd_tls_security_level = none)"
-                ));
+                return Err(Fatal::ImplicitTlsOff(name));
             }
             let tcp = l
                 .set_nonblocking(true)
                 .and_then(|()| tokio::net::TcpListener::from_std(l))
-                .map_err(|x| format!("inherited socket {name}: {x}"))?;
+                .map_err(|source| Fatal::Inherited {
+                    name: name.clone(),
+                    source,
+                })?;
             tcp_listeners.push((tcp, implicit, format!("{name} (inherited)")));
         }
     }
@@ -681,8 +404,7 @@ fn start(
         let sh = Arc::clone(&shared);
         std::thread::Builder::new()
             .name(format!("{what}-auth"))
-            .spawn(move || server::serve(listener, sh, protocol))
-            .map_err(|x| x.to_string())?;
+            .spawn(move || server::serve(listener, sh, protocol))?;
         // Inherited sockets are the service manager's: never removed here.
         bound.extend(path);
     }
@@ -697,26 +419,23 @@ fn start(
     }
     notify(State::Ready, "serving", &*shared.log);
     loop {
-        let sig = signals.wait().map_err(|x| x.to_string())?;
+        let sig = signals.wait().map_err(Fatal::Signals)?;
         if sig == Signal::SIGHUP {
             notify(State::Reloading, "reloading", &*shared.log);
             match (&control, source.load()) {
                 (Some(ctl), Ok(cf2)) => {
                     let rebuilt = common(&cf2).and_then(|c2| {
                         let old = ctl.listener();
-                        let same_tls = tls::tls_inputs(&cf2)? == tls_now;
+                        let same_tls = tls::tls_inputs(&cf2).map_err(Fatal::Tls)? == tls_now;
                         // The open store stays: it is always current, and
                         // after root is given up it may not open again.
                         let store = if c2.store_path == c.store_path {
                             Arc::clone(&old.store)
                         } else {
-                            Arc::new(
-                                Store::open_read(&c2.store_path, &c2.open)
-                                    .map_err(|x| x.to_string())?,
-                            )
+                            Arc::new(Store::open_read(&c2.store_path, &c2.open)?)
                         };
                         let l = smtp_listener(&cf2, &c2, store, &aliases, Some((&old, same_tls)))?;
-                        Ok((l, tls::tls_inputs(&cf2)?))
+                        Ok((l, tls::tls_inputs(&cf2).map_err(Fatal::Tls)?))
                     });
                     match rebuilt {
                         Ok((l, tls)) => {

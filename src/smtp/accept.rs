@@ -12,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 use super::listener::Listener;
-use crate::authd::limit::client_key;
+use crate::net::client_key;
 
 /// Accept queue length asked for (the kernel caps it at somaxconn).
 const LISTEN_BACKLOG: libc::c_int = 1024;

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::authd::limit::FailureLimiter;
+use crate::net::FailureLimiter;
 
 /// Per-client AUTH limits, shared by every session of a listener; the
 /// clock is passed in so tests drive it.

@@ -18,9 +18,9 @@ use super::delivery::{self, DeliveryError};
 use super::received;
 use super::session::{Action, Destination, Envelope, Event, Limiters, Policy, Session};
 use super::spool::{Body, Message, Spool, SpoolFile};
-use crate::authd::limit::FailureLimiter;
-use crate::authd::server::LogFn;
+use crate::logging::LogFn;
 use crate::mech::ServerConfig;
+use crate::net::FailureLimiter;
 use crate::store::Store;
 
 pub use super::accept::Control;
@@ -283,13 +283,11 @@ impl Listener {
                 reason,
                 user,
             } => {
-                // Postfix's line, sasl_username included when known.
-                let user = user
-                    .as_deref()
-                    .map(|u| format!(", sasl_username={u}"))
-                    .unwrap_or_default();
-                self.log(&format!(
-                    "warning: unknown[{ip}]: SASL {mechanism} authentication failed: {reason}{user}"
+                self.log(&crate::logging::sasl_failure(
+                    &ip.to_string(),
+                    mechanism,
+                    reason,
+                    user.as_deref(),
                 ));
             }
             Event::Reject { command, reply, to } => {

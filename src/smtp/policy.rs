@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 
 use super::command::Address;
-use crate::authd::limit::Cidr;
+use crate::net::Cidr;
 
 /// One entry of `smtpd_relay_restrictions` / `smtpd_recipient_restrictions`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +51,10 @@ const RELAY_ENDERS: [Restriction; 3] = [
 /// refuses to start: one of the lists must reach `reject_unauth_destination`,
 /// `defer_unauth_destination` or `reject` before any `permit` (after which
 /// nothing is evaluated).
-pub fn check_relay_closed(relay: &[Restriction], recipient: &[Restriction]) -> Result<(), String> {
+pub fn check_relay_closed(
+    relay: &[Restriction],
+    recipient: &[Restriction],
+) -> Result<(), RelayOpen> {
     let closes = |list: &[Restriction]| {
         list.iter()
             .take_while(|r| **r != Restriction::Permit)
@@ -60,13 +63,17 @@ pub fn check_relay_closed(relay: &[Restriction], recipient: &[Restriction]) -> R
     if closes(relay) || closes(recipient) {
         return Ok(());
     }
-    Err(
-        "in parameter smtpd_relay_restrictions or smtpd_recipient_restrictions, \
-         specify at least one working instance of: reject_unauth_destination, \
-         defer_unauth_destination or reject"
-            .into(),
-    )
+    Err(RelayOpen)
 }
+
+/// A configuration that relays for anyone, worded as Postfix's smtpd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "in parameter smtpd_relay_restrictions or smtpd_recipient_restrictions, \
+     specify at least one working instance of: reject_unauth_destination, \
+     defer_unauth_destination or reject"
+)]
+pub struct RelayOpen;
 
 /// Where mail for a domain goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,7 +238,10 @@ mod tests {
         use Restriction::*;
         let open = [PermitMynetworks, PermitSaslAuthenticated];
         let err = check_relay_closed(&open, &[]).unwrap_err();
-        assert!(err.contains("smtpd_relay_restrictions or smtpd_recipient_restrictions"));
+        assert!(
+            err.to_string()
+                .contains("smtpd_relay_restrictions or smtpd_recipient_restrictions")
+        );
         assert!(check_relay_closed(&[Permit, RejectUnauthDestination], &[]).is_err());
         assert!(check_relay_closed(&open, &[RejectUnauthDestination]).is_ok());
         assert!(check_relay_closed(&[PermitMynetworks, DeferUnauthDestination], &[]).is_ok());

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::authd::limit::FailureLimiter;
 use crate::mech::{Credentials, Secrets};
+use crate::net::FailureLimiter;
 use crate::smtp::accounts::Directory;
 use crate::store::{Account, StoreError};
 

@@ -419,6 +419,59 @@ fn berkeley_db_store_from_debians_saslpasswd2() {
     );
 }
 
+/// An old-format store (here Berkeley DB, from Debian's saslpasswd2): the
+/// doctor counts its accounts and gives the import command and the Postfix
+/// change; the command, run as given, leaves an LMDB store the doctor passes.
+fn berkeley_db_store_gets_the_import_command_and_the_postfix_change() {
+    need("saslpasswd2", "sasl2-bin");
+    let lab = Lab::new(CLEAN_MAIN_CF, Some(CLEAN_SMTPD_CONF));
+    let db = lab.db_str();
+    for user in ["alice", "bob"] {
+        let o = lab.s.run(
+            "saslpasswd2",
+            &["-p", "-c", "-u", "mx.lab.example", "-f", &db, user],
+            Some(b"pw"),
+        );
+        assert!(o.status.success(), "saslpasswd2 {user}: {}", stderr(&o));
+    }
+    let f = lab.expect(
+        "migrate.import",
+        "error",
+        "is a Berkeley DB hash sasldb with 2 account(s)",
+    );
+    let hint = f["hint"].as_str().unwrap_or_default();
+    let old = format!("{db}.bdb");
+    assert!(
+        hint.contains(&format!(
+            "mv {db} {old} && saslpasswd --import {old} -f {db}"
+        )),
+        "{hint}"
+    );
+    let socket = lab.s.path("queue/private/auth");
+    assert!(
+        hint.contains(&format!("dovecot_auth_socket={}", socket.display())),
+        "{hint}"
+    );
+    assert!(
+        hint.contains("smtpd_sasl_type = dovecot, smtpd_sasl_path = private/auth"),
+        "{hint}"
+    );
+    // Do as it says.
+    std::fs::rename(&db, &old).expect("mv");
+    let o = lab.run(&["--import", &old, "-f", &db], None);
+    assert!(o.status.success(), "saslpasswd --import: {}", stderr(&o));
+    let (v, _) = lab.json(&[]);
+    assert!(finding(&v, "migrate.import", "error").is_none(), "{v}");
+    let f = finding(&v, "store.file", "ok").unwrap_or_else(|| panic!("{v}"));
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("2 accounts"),
+        "{f}"
+    );
+}
+
 fn world_readable_store_is_fixed() {
     let lab = Lab::clean();
     lab.set_mode(&lab.db(), 0o644);
@@ -896,6 +949,7 @@ crate::tests!(
     clean_setup_passes_with_every_check_ok,
     missing_store,
     berkeley_db_store_from_debians_saslpasswd2,
+    berkeley_db_store_gets_the_import_command_and_the_postfix_change,
     world_readable_store_is_fixed,
     store_postfix_cannot_read_is_fixed,
     directory_postfix_cannot_search_is_reported_not_touched,

@@ -5,8 +5,8 @@
 //! action taken, `# key: value` headers set the client address and policy.
 use std::net::IpAddr;
 
-use sasldb::authd::limit::Cidr;
 use sasldb::mech::{Credentials, Secrets, ServerConfig};
+use sasldb::net::Cidr;
 use sasldb::smtp::accounts::Directory;
 use sasldb::smtp::session::{Action, Policy, Restriction, Session};
 use sasldb::store::{Account, StoreError};

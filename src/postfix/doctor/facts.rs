@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::migrate;
 use crate::postfix::{PostfixError, perms};
 use crate::saslconf::{ConfigError, SaslConfig};
 use crate::store::{Account, StoreError, key};
@@ -37,8 +38,16 @@ pub struct StoreFacts {
     pub lock: Option<FileFacts>,
     /// The content, or why it cannot be read.
     pub content: Result<Entries, StoreError>,
-    /// A foreign database format recognised by its magic number.
-    pub foreign: Option<&'static str>,
+    /// A sasldb of another libsasl build (Berkeley DB hash, GDBM): what
+    /// [`crate::migrate::detect`] counted in it, or why it could not.
+    pub foreign: Option<Foreign>,
+}
+
+/// A store in an old format, to be imported.
+#[derive(Debug)]
+pub struct Foreign {
+    pub format: migrate::Format,
+    pub detected: Result<migrate::Detected, migrate::MigrateError>,
 }
 
 /// What happened when Postfix's user tried to open a store.

@@ -4,16 +4,16 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use super::facts::{
-    CopyFacts, DbFormat, Entries, Facts, FileFacts, Kind, LibsaslFacts, PARAMS, PostfixFacts,
-    PostfixState, SaslFacts, Service, SocketState, StoreFacts,
+    CopyFacts, DbFormat, Entries, Facts, FileFacts, Foreign, Kind, LibsaslFacts, PARAMS,
+    PostfixFacts, PostfixState, SaslFacts, Service, SocketState, StoreFacts,
 };
 use super::probe;
 use crate::host;
+use crate::migrate;
 use crate::postfix::{Deployment, Postfix, PostfixError, publish};
 use crate::saslconf::{self, ConfigError, SaslConfig};
 use crate::store::{OpenOptions, Store, StoreError, lock_path};
@@ -40,22 +40,18 @@ fn file_facts(path: &Path) -> Option<FileFacts> {
     })
 }
 
-/// Magic numbers of the other sasldb formats, for a better message.
-pub fn foreign_format(head: &[u8]) -> Option<&'static str> {
-    let word = |at: usize| -> Option<[u8; 4]> { head.get(at..at + 4)?.try_into().ok() };
-    let is = |w: Option<[u8; 4]>, magic: u32| {
-        w.is_some_and(|w| u32::from_le_bytes(w) == magic || u32::from_be_bytes(w) == magic)
-    };
-    if is(word(12), 0x0006_1561) || is(word(12), 0x0005_3162) {
-        return Some("Berkeley DB");
-    }
-    if [0x1357_9ace, 0x1357_9acd, 0x1357_9acf]
-        .iter()
-        .any(|&m| is(word(0), m))
-    {
-        return Some("GDBM");
-    }
-    None
+/// A sasldb of another build at `path`, read through (every page) to
+/// count its accounts; None for LMDB, an empty file or no file.
+fn gather_foreign(path: &Path) -> Option<Foreign> {
+    let format = migrate::sniff(path).ok()?;
+    matches!(
+        format,
+        migrate::Format::BerkeleyDbHash | migrate::Format::Gdbm
+    )
+    .then(|| Foreign {
+        format,
+        detected: migrate::detect(path),
+    })
 }
 
 fn read_content(path: &Path, opts: &OpenOptions) -> Result<Entries, StoreError> {
@@ -64,11 +60,10 @@ fn read_content(path: &Path, opts: &OpenOptions) -> Result<Entries, StoreError> 
 
 fn gather_store(path: &Path, opts: &OpenOptions) -> StoreFacts {
     let data = file_facts(path);
-    let mut head = [0u8; 32];
-    let foreign = fs::File::open(path)
-        .and_then(|mut f| f.read(&mut head))
-        .ok()
-        .and_then(|n| foreign_format(&head[..n]));
+    // Not through a link: the link is the finding then.
+    let foreign = data
+        .filter(|d| d.kind == Kind::File)
+        .and_then(|_| gather_foreign(path));
     let content = match data {
         // Not opened: LMDB would create a lock file beside the link.
         Some(d) if d.kind == Kind::Symlink => Err(StoreError::Symlink {
@@ -383,7 +378,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn search_dirs_and_foreign_magic() {
+    fn search_dirs() {
         let d = sasl_search_dirs(Path::new("/etc/postfix"), "", Some("/a:/b"));
         assert_eq!(
             d,
@@ -391,10 +386,6 @@ mod tests {
         );
         let d = sasl_search_dirs(Path::new("/etc/postfix"), "/etc/postfix/sasl:/c", None);
         assert_eq!(d, vec![PathBuf::from("/etc/postfix/sasl"), "/c".into()]);
-        let mut head = [0u8; 32];
-        head[12..16].copy_from_slice(&0x0006_1561u32.to_le_bytes());
-        assert_eq!(foreign_format(&head), Some("Berkeley DB"));
-        assert_eq!(foreign_format(&[0u8; 32]), None);
     }
 
     #[test]

@@ -26,6 +26,7 @@
 //! | `store.file` | the store exists, is a regular file and opens as an LMDB sasldb | |
 //! | `store.perms` | never accessible to other users; with Postfix: data `root:<group>` 0640, lock 0660 | owner and modes (the store's two paths only) |
 //! | `store.access` | Postfix's user really opens the store read-only | through `store.perms` |
+//! | `migrate.import` | (only when the store is a Berkeley DB or GDBM sasldb) its accounts, the `saslpasswd --import` command and the Postfix change | |
 //! | `postfix.config` | `postconf` answers for the configuration directory | |
 //! | `chroot.present` | the copy at `<queue_directory>/etc/<name>` exists when smtpd runs chrooted | publish |
 //! | `chroot.hard_link` | the copy is not a hard link of the store | remove the link, publish a real copy |
@@ -177,6 +178,7 @@ impl Finding {
 pub fn check(f: &Facts) -> Vec<Finding> {
     [
         checks::store::check,
+        checks::migrate::check,
         checks::chroot::check,
         checks::sasl::check,
         checks::libsasl::check,

@@ -5,6 +5,7 @@
 
 pub mod chroot;
 pub mod libsasl;
+pub mod migrate;
 pub mod postfix;
 pub mod realm;
 pub mod sasl;

@@ -64,9 +64,10 @@ fn file(s: &StoreFacts) -> Finding {
                 .into(),
         ),
         (_, Err(e)) => {
-            let hint = match s.foreign {
-                Some(fmt) => format!(
-                    "the file is {fmt} (a sasldb written by a libsasl built for {fmt}, e.g. Debian's saslpasswd2): this tool reads LMDB only; list it with the matching tool (db5.3_dump for Berkeley DB) and create the accounts again with saslpasswd --batch"
+            let hint = match &s.foreign {
+                Some(old) => format!(
+                    "the file is {} (a sasldb written by a libsasl built for it, e.g. Debian's saslpasswd2): import it into LMDB as migrate.import says",
+                    old.format.name()
                 ),
                 None => "check that the path names a sasldb in LMDB layout and that it is readable"
                     .into(),

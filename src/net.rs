@@ -1,5 +1,8 @@
-//! Per-client limits on authentication failures: after `limit` failures
-//! within `window` a client's requests are refused until the window ends.
+//! What the SMTP listener and the auth sockets share about clients:
+//! address ranges ([`Cidr`]), the key a client is counted under
+//! ([`client_key`]), and per-client limits on authentication failures
+//! ([`FailureLimiter`]): after `limit` failures within `window` a client's
+//! requests are refused until the window ends.
 //! Only the client address is throttled, never the account, so nobody can
 //! lock a user out by guessing at their password. Time is passed in, so
 //! tests drive the clock.
@@ -11,8 +14,21 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use thiserror::Error;
+
 /// Most clients remembered at once; beyond, the stalest are forgotten.
 const MAX_CLIENTS: usize = 100_000;
+
+/// A bad address range or prefix length; the message names what was given.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum NetError {
+    #[error("bad address {0:?}")]
+    BadAddress(String),
+    #[error("bad prefix length in {0:?}")]
+    BadPrefixLength(String),
+    #[error("IPv6 prefix length {0} is not between 0 and 128")]
+    BadIpv6Prefix(u32),
+}
 
 /// An address block exempt from limits (`127.0.0.0/8`, `::1/128`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,20 +38,22 @@ pub struct Cidr {
 }
 
 impl Cidr {
-    pub fn parse(s: &str) -> Result<Cidr, String> {
+    pub fn parse(s: &str) -> Result<Cidr, NetError> {
         let (addr, bits) = match s.split_once('/') {
             Some((a, b)) => (a, Some(b)),
             None => (s, None),
         };
         let addr = addr.trim_start_matches('[').trim_end_matches(']');
-        let net: IpAddr = addr.parse().map_err(|_| format!("bad address {s:?}"))?;
+        let net: IpAddr = addr
+            .parse()
+            .map_err(|_| NetError::BadAddress(s.to_string()))?;
         let max = if net.is_ipv4() { 32 } else { 128 };
         let bits = match bits {
             Some(b) => b
                 .parse::<u8>()
                 .ok()
                 .filter(|&b| b <= max)
-                .ok_or_else(|| format!("bad prefix length in {s:?}"))?,
+                .ok_or_else(|| NetError::BadPrefixLength(s.to_string()))?,
             None => max,
         };
         Ok(Cidr { net, bits })
@@ -77,11 +95,11 @@ pub fn client_key(ip: IpAddr, v6_prefix: u8) -> IpAddr {
 }
 
 /// Parse a prefix length for [`client_key`].
-pub fn parse_ipv6_prefix(n: u32) -> Result<u8, String> {
+pub fn parse_ipv6_prefix(n: u32) -> Result<u8, NetError> {
     u8::try_from(n)
         .ok()
         .filter(|&b| b <= 128)
-        .ok_or_else(|| format!("IPv6 prefix length {n} is not between 0 and 128"))
+        .ok_or(NetError::BadIpv6Prefix(n))
 }
 
 #[derive(Debug)]
@@ -162,15 +180,6 @@ impl FailureLimiter {
             *entry = (now, 0);
         }
         entry.1 += 1;
-    }
-}
-
-impl super::dovecot::Limiter for FailureLimiter {
-    fn allow(&mut self, client: Option<&str>) -> bool {
-        self.allow_at(client, Instant::now())
-    }
-    fn failed(&mut self, client: Option<&str>) {
-        self.failed_at(client, Instant::now())
     }
 }
 
