@@ -18,7 +18,7 @@ use super::getopt::{Event, Getopt};
 use super::{DEFAULT_SASLDB, exit, isatty, stderr};
 use crate::saslconf;
 use crate::secret;
-use crate::store::pg::{PgStore, is_url};
+use crate::store::pg::{Mode, PgStore, is_url};
 use crate::store::{Entry, OpenOptions, Scanned, Store};
 
 const AFTER_HELP: &str = "\
@@ -96,7 +96,7 @@ pub fn command() -> Command {
                 .value_name("sasldb")
                 .action(ArgAction::Set)
                 .value_hint(clap::ValueHint::FilePath)
-                .help("Use this file as the sasldb (default /etc/sasldb2)"),
+                .help("Use this file as the sasldb (default /etc/sasldb2), or a PostgreSQL URL postgresql://USER[:PASS]@HOST[:PORT]/DB (see saslpasswd(8))"),
         )
         .arg(
             Arg::new("version")
@@ -353,7 +353,7 @@ fn list_pg(
     realm: Option<&[u8]>,
     format: Format,
 ) -> crate::store::Result<(Listing, String)> {
-    let store = PgStore::connect(url, true)?;
+    let store = PgStore::connect(url, Mode::Read)?;
     let rows = store.entries()?;
     let listing = list_scanned(
         |f| {

@@ -20,7 +20,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use postgres::binary_copy::BinaryCopyInWriter;
-use postgres::config::Host;
+use postgres::config::{Host, TargetSessionAttrs};
 use postgres::types::Type;
 use postgres::{Client, Config, NoTls};
 
@@ -41,6 +41,15 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Whether a store argument names a PostgreSQL database rather than a file.
 pub fn is_url(s: &[u8]) -> bool {
     s.starts_with(b"postgresql://") || s.starts_with(b"postgres://")
+}
+
+/// What a connection is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `--init-schema`: the table need not exist yet.
+    Schema,
+    Read,
+    Write,
 }
 
 /// A connection to the sasldb table.
@@ -170,9 +179,11 @@ fn default_password(config: &mut Config) {
 }
 
 impl PgStore {
-    /// Parse the URL and connect. `need_table`: fail unless table sasldb
-    /// exists (every command but `--init-schema`).
-    pub fn connect(url: &str, need_table: bool) -> Result<PgStore> {
+    /// Parse the URL and connect. Writers (and `--init-schema`) given
+    /// several hosts and no `target_session_attrs` take the first that
+    /// accepts writes, as `target_session_attrs=read-write` would; every
+    /// mode but [`Mode::Schema`] fails unless table sasldb exists.
+    pub fn connect(url: &str, mode: Mode) -> Result<PgStore> {
         let mut config = Config::from_str(url).map_err(|e| StoreError::Pg {
             target: "PostgreSQL URL".into(),
             // The parser names the bad option, never the URL's text.
@@ -190,6 +201,12 @@ impl PgStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
+        if mode != Mode::Read
+            && config.get_hosts().len() > 1
+            && !url.contains("target_session_attrs")
+        {
+            config.target_session_attrs(TargetSessionAttrs::ReadWrite);
+        }
         default_password(&mut config);
         let target = redacted(&config);
         let client = config
@@ -199,7 +216,7 @@ impl PgStore {
             target,
             client: RefCell::new(client),
         };
-        if need_table {
+        if mode != Mode::Schema {
             store.check_table()?;
         }
         Ok(store)

@@ -390,7 +390,38 @@ fn password_from_pgpassword_or_pgpass() {
     assert!(stderr(&o).contains("cannot connect"), "{}", stderr(&o));
 }
 
+fn multi_host_url_fails_over_to_a_live_host() {
+    let s = Scratch::new();
+    let pg = ready(&s);
+    let dead = crate::common::daemon::free_port();
+    let url = format!(
+        "postgresql://sasl:{PASSWORD}@127.0.0.1:{dead},127.0.0.1:{}/sasl",
+        pg.port
+    );
+    let o = tool(
+        &s,
+        SASLPASSWD,
+        &["-p", "-c", "-f", &url, "multi@a.org"],
+        Some(b"pw"),
+    );
+    ok(&o);
+    assert_eq!(pg.rows(), ["multi|a.org|userPassword|pw"]);
+    let o = ok(&tool(&s, LISTUSERS, &["-f", &url], None));
+    assert_eq!(o, "multi@a.org: userPassword\n");
+    // A writer insists on a host that takes writes: a read-only one is passed over.
+    pg.query("ALTER DATABASE sasl SET default_transaction_read_only = on");
+    let o = tool(
+        &s,
+        SASLPASSWD,
+        &["-p", "-c", "-f", &url, "other@a.org"],
+        Some(b"pw"),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(pg.rows().len(), 1);
+}
+
 crate::tests!(
+    multi_host_url_fails_over_to_a_live_host,
     init_schema_is_explicit_and_makes_table_and_trigger,
     create_change_delete_and_noplain_rows_in_sql,
     batch_is_one_transaction_all_or_nothing,

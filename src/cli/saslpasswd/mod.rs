@@ -21,7 +21,7 @@ use crate::postfix::doctor;
 use crate::postfix::{self, Deployment, Postfix};
 use crate::saslconf::{self, SaslConfig};
 use crate::secret::{DEFAULT_ITERATIONS, ScramHash, SetPolicy};
-use crate::store::pg::{PgStore, is_url};
+use crate::store::pg::{Mode, PgStore, is_url};
 use crate::store::{Account, DEFAULT_SASLDB, OpenOptions, Store};
 use crate::sys::strerror;
 
@@ -424,7 +424,7 @@ impl Tool {
             println_safe(&format!("{}: dry run: {shown}: {what}", self.prog));
             return Ok(());
         }
-        if let Some(pg) = self.connect_pg()? {
+        if let Some(pg) = self.connect_pg(Mode::Write)? {
             admin::apply_pg(&pg, &self.policy, &prepared, true, &mut |_| {})?;
             return Ok(());
         }
@@ -434,10 +434,10 @@ impl Tool {
     }
 
     /// The PostgreSQL store, connected, when `-f` names one (its table must exist).
-    fn connect_pg(&self) -> Result<Option<PgStore>, Failure> {
+    fn connect_pg(&self, mode: Mode) -> Result<Option<PgStore>, Failure> {
         self.pg
             .as_deref()
-            .map(|url| PgStore::connect(url, true))
+            .map(|url| PgStore::connect(url, mode))
             .transpose()
             .map_err(|e| Failure::Generic(e.into()))
     }
@@ -445,7 +445,7 @@ impl Tool {
     /// `--init-schema`: the table Cyrus's sql plugin reads, and the trigger.
     fn init_schema(&self) -> Result<(), Failure> {
         let url = self.pg.as_deref().unwrap_or_default();
-        let pg = PgStore::connect(url, false).map_err(|e| Failure::Generic(e.into()))?;
+        let pg = PgStore::connect(url, Mode::Schema).map_err(|e| Failure::Generic(e.into()))?;
         pg.init_schema().map_err(|e| Failure::Generic(e.into()))?;
         println_safe(&format!(
             "{}: {}: table sasldb and trigger sasldb_notify are in place",
@@ -461,7 +461,7 @@ impl Tool {
 
     /// What the prepared operations would do; a missing store is empty.
     fn preview(&self, prepared: &[admin::Prepared]) -> Result<Summary, Failure> {
-        if let Some(pg) = self.connect_pg()? {
+        if let Some(pg) = self.connect_pg(Mode::Write)? {
             return Ok(admin::apply_pg(
                 &pg,
                 &self.policy,
@@ -487,7 +487,7 @@ impl Tool {
     fn check(&self, userid: &[u8]) -> Result<(), Failure> {
         let account = self.account(userid)?;
         let password = self.read_password(false)?;
-        let result = match self.connect_pg()? {
+        let result = match self.connect_pg(Mode::Read)? {
             Some(pg) => admin::check(&pg, &account, &password),
             None => Store::open_read(&self.path, &self.open)
                 .and_then(|store| store.read(|v| admin::check(v, &account, &password))),
@@ -539,7 +539,7 @@ impl Tool {
         bar.finish();
         let summary = if self.o.dry_run {
             self.preview(&prepared)?
-        } else if let Some(pg) = self.connect_pg()? {
+        } else if let Some(pg) = self.connect_pg(Mode::Write)? {
             let mut bar = Progress::new(&self.prog, "writing", total, tty);
             let s = admin::apply_pg(&pg, &self.policy, &prepared, true, &mut |n| bar.update(n))?;
             bar.finish();
