@@ -120,6 +120,14 @@ fn refuse_symlink(path: &Path) -> Result<Option<fs::Metadata>> {
 }
 
 fn inspect(path: &Path) -> Result<Existing> {
+    // A PostgreSQL URL reaching the file backend (a program that reads LMDB
+    // only): refuse it by name, without the password it may carry.
+    if pg::is_url(path.as_os_str().as_encoded_bytes()) {
+        return Err(StoreError::Pg {
+            target: pg::redacted_url(&path.to_string_lossy()),
+            message: "this program reads LMDB sasldb files only; PostgreSQL stores work with saslpasswd and sasldblistusers".into(),
+        });
+    }
     let lock = lock_path(path);
     if let Some(m) = refuse_symlink(&lock)?
         && m.is_dir()

@@ -94,6 +94,11 @@ pub fn redacted(config: &Config) -> String {
     )
 }
 
+/// [`redacted`] of a URL as given; one that does not parse is not shown.
+pub fn redacted_url(url: &str) -> String {
+    Config::from_str(url).map_or_else(|_| "PostgreSQL URL".to_string(), |c| redacted(&c))
+}
+
 fn pg_err(target: &str, what: &str, e: &postgres::Error) -> StoreError {
     // The driver's messages name the server's reason (and never the password).
     let detail = match e.as_db_error() {
@@ -216,9 +221,7 @@ impl PgStore {
             target,
             client: RefCell::new(client),
         };
-        if mode != Mode::Schema {
-            store.check_table()?;
-        }
+        store.check_server(mode)?;
         Ok(store)
     }
 
@@ -231,22 +234,44 @@ impl PgStore {
         pg_err(&self.target, what, e)
     }
 
-    fn check_table(&self) -> Result<()> {
-        let row = self
-            .client
+    /// One row of a query that always returns one.
+    fn one(
+        &self,
+        what: &str,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<postgres::Row> {
+        self.client
             .borrow_mut()
-            .query_one("SELECT to_regclass('sasldb') IS NOT NULL", &[])
-            .map_err(|e| self.err("checking table sasldb", &e))?;
-        if row.get::<_, bool>(0) {
-            Ok(())
+            .query_one(sql, params)
+            .map_err(|e| self.err(what, &e))
+    }
+
+    /// Every mode but `--init-schema` needs the table; writes end in
+    /// `MERGE`, which PostgreSQL has since 15: say so up front rather than
+    /// with a syntax error.
+    fn check_server(&self, mode: Mode) -> Result<()> {
+        let row = self.one(
+            "checking table sasldb",
+            "SELECT to_regclass('sasldb') IS NOT NULL, current_setting('server_version_num')::int",
+            &[],
+        )?;
+        let (table, version): (bool, i32) = (row.get(0), row.get(1));
+        let message = if mode != Mode::Schema && !table {
+            "table sasldb does not exist; create it with saslpasswd --init-schema -f URL".into()
+        } else if mode == Mode::Write && version < 150_000 {
+            format!(
+                "writing needs PostgreSQL 15 or later (MERGE); the server is version {}.{}",
+                version / 10_000,
+                version % 10_000 / 100
+            )
         } else {
-            Err(StoreError::Pg {
-                target: self.target.clone(),
-                message:
-                    "table sasldb does not exist; create it with saslpasswd --init-schema -f URL"
-                        .into(),
-            })
-        }
+            return Ok(());
+        };
+        Err(StoreError::Pg {
+            target: self.target.clone(),
+            message,
+        })
     }
 
     /// Create the table and the NOTIFY trigger (`saslpasswd --init-schema`).
@@ -289,14 +314,11 @@ impl PgStore {
         let Ok(realm) = std::str::from_utf8(realm) else {
             return Ok(false);
         };
-        let row = self
-            .client
-            .borrow_mut()
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM sasldb WHERE realm = $1 AND value IS NOT NULL)",
-                &[&realm],
-            )
-            .map_err(|e| self.err("reading", &e))?;
+        let row = self.one(
+            "reading",
+            "SELECT EXISTS (SELECT 1 FROM sasldb WHERE realm = $1 AND value IS NOT NULL)",
+            &[&realm],
+        )?;
         Ok(row.get(0))
     }
 
@@ -464,6 +486,19 @@ mod tests {
         let shown = redacted(&c);
         assert!(!shown.contains("hunter2"), "{shown}");
         assert_eq!(shown, "postgresql://sasl@h1:5432,h2:5433/sasl");
+        assert_eq!(
+            redacted_url("postgresql://u:pw@h/d"),
+            "postgresql://u@h:5432/d"
+        );
+        assert_eq!(redacted_url("postgresql://u:pw@h:x/d"), "PostgreSQL URL");
+        // The file backend refuses a URL without echoing its password.
+        let e = super::super::Store::open_read(
+            Path::new("postgresql://u:hunter2@h/d"),
+            &Default::default(),
+        )
+        .unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert!(e.to_string().contains("postgresql://u@h:5432/d"), "{e}");
     }
 
     #[test]

@@ -420,7 +420,52 @@ fn multi_host_url_fails_over_to_a_live_host() {
     assert_eq!(pg.rows().len(), 1);
 }
 
+fn concurrent_batches_serialise_and_lose_nothing() {
+    let s = Scratch::new();
+    let pg = ready(&s);
+    let url = pg.url();
+    // Two writers on overlapping accounts at once: each commits whole, one after the
+    // other, and the second's reads see the first's commit.
+    let input = |tag: &str| -> Vec<u8> {
+        (0..3000)
+            .flat_map(|i| format!("u{i}:{tag}{i}\n").into_bytes())
+            .collect()
+    };
+    let outs: Vec<Output> = std::thread::scope(|sc| {
+        let handles: Vec<_> = ["a", "b"]
+            .into_iter()
+            .map(|tag| {
+                let (s, url, lines) = (&s, url.clone(), input(tag));
+                sc.spawn(move || {
+                    tool(
+                        s,
+                        SASLPASSWD,
+                        &["--batch", "-", "-u", "c.org", "-f", &url],
+                        Some(&lines),
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let said: Vec<String> = outs.iter().map(ok).collect();
+    let created: usize = said
+        .iter()
+        .filter(|o| o.contains("3000 created, 0 updated"))
+        .count();
+    let updated: usize = said
+        .iter()
+        .filter(|o| o.contains("0 created, 3000 updated"))
+        .count();
+    assert_eq!((created, updated), (1, 1), "{said:?}");
+    // All rows from one batch: the one that committed last.
+    let tags = pg.query("SELECT DISTINCT left(value, 1) FROM sasldb");
+    assert_eq!(tags.lines().count(), 1, "{tags}");
+    assert_eq!(pg.query("SELECT count(*) FROM sasldb").trim(), "3000");
+}
+
 crate::tests!(
+    concurrent_batches_serialise_and_lose_nothing,
     multi_host_url_fails_over_to_a_live_host,
     init_schema_is_explicit_and_makes_table_and_trigger,
     create_change_delete_and_noplain_rows_in_sql,
