@@ -464,7 +464,29 @@ fn concurrent_batches_serialise_and_lose_nothing() {
     assert_eq!(pg.query("SELECT count(*) FROM sasldb").trim(), "3000");
 }
 
+fn sasldb_path_in_the_conf_names_the_database() {
+    let s = Scratch::new();
+    let pg = ready(&s);
+    // The URL (and its password) in <appname>.conf instead of argv.
+    s.conf("saslpasswd", &format!("sasldb_path: {}\n", pg.url()));
+    ok(&tool(
+        &s,
+        SASLPASSWD,
+        &["-p", "-c", "conf@a.org"],
+        Some(b"pw"),
+    ));
+    assert_eq!(pg.rows(), ["conf|a.org|userPassword|pw"]);
+    let o = ok(&tool(
+        &s,
+        SASLPASSWD,
+        &["--check", "-p", "conf@a.org"],
+        Some(b"pw"),
+    ));
+    assert!(o.contains("password matches"), "{o}");
+}
+
 crate::tests!(
+    sasldb_path_in_the_conf_names_the_database,
     concurrent_batches_serialise_and_lose_nothing,
     multi_host_url_fails_over_to_a_live_host,
     init_schema_is_explicit_and_makes_table_and_trigger,
