@@ -1,4 +1,4 @@
-complete -c sasldblistusers -s f -d 'Use this file as the sasldb (default /etc/sasldb2)' -r -F
+complete -c sasldblistusers -s f -d 'Use this file as the sasldb (default /etc/sasldb2), or a PostgreSQL URL postgresql://USER[:PASS]@HOST[:PORT]/DB (see saslpasswd(8))' -r -F
 complete -c sasldblistusers -l format -d 'Output view: compat (Cyrus lines, default), table or json' -r -f -a "compat\t''
 table\t''
 json\t''"

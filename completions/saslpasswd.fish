@@ -1,5 +1,5 @@
 complete -c saslpasswd -s u -d 'Realm for a userid without @ (default: the host name, lower-cased)' -r
-complete -c saslpasswd -s f -d 'Use this file as the sasldb (default /etc/sasldb2)' -r -F
+complete -c saslpasswd -s f -d 'Use this file as the sasldb (default /etc/sasldb2), or a PostgreSQL URL postgresql://USER[:PASS]@HOST[:PORT]/DB' -r -F
 complete -c saslpasswd -s a -d 'Application name: read <appname>.conf (default saslpasswd)' -r
 complete -c saslpasswd -l batch -d 'Apply user[@realm]:password and -user[@realm] lines from FILE (- for stdin) in one transaction' -r -F
 complete -c saslpasswd -l import -d 'Copy every record of an old sasldb (Berkeley DB hash, GDBM, LMDB) into the store in one transaction, bytes exact' -r -F
@@ -13,6 +13,7 @@ complete -c saslpasswd -s v -d 'Print version numbers and exit'
 complete -c saslpasswd -s h -d 'Print the Cyrus usage text and exit 1'
 complete -c saslpasswd -l dry-run -d 'Check the input and report what would change; write nothing'
 complete -c saslpasswd -l replace -d 'With --import: overwrite keys the store holds with other values (else nothing is written)'
+complete -c saslpasswd -l init-schema -d 'With -f postgresql://...: create table sasldb and its NOTIFY trigger (never done implicitly)'
 complete -c saslpasswd -l check -d 'Verify a password for the user: exit 0 if it matches, 1 otherwise, saying why'
 complete -c saslpasswd -l postfix -d 'Postfix integration on: default realm from Postfix, root:<group> 0640/0660 modes, chroot copy kept current (default: on for /etc/sasldb2 when smtpd runs chrooted; setting postfix_integration in <appname>.conf)'
 complete -c saslpasswd -l no-postfix -d 'Postfix integration off, even for /etc/sasldb2'

@@ -10,7 +10,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::secret::{self, Change, SecretError, SetPolicy, USER_PASSWORD, Verdict};
-use crate::store::{Account, ReadView, Scanned, Store, StoreError};
+use crate::store::pg::PgStore;
+use crate::store::{Account, ReadView, Records, RecordsMut, Store, StoreError};
 
 /// One requested change to one account.
 #[derive(Debug, Clone)]
@@ -216,28 +217,57 @@ pub fn apply(
     progress: &mut dyn FnMut(usize),
 ) -> Result<Summary, AdminError> {
     store.reserve(estimated_bytes(prepared))?;
-    let summary = store.write(|w| {
-        let mut summary = Summary::default();
-        for (i, p) in prepared.iter().enumerate() {
-            let account = p.op.account();
-            let outcome = classify(policy, p, &w.properties(account)?);
-            summary.add(outcome);
-            if outcome != Outcome::Unchanged {
-                for c in &p.changes {
-                    match c {
-                        Change::Put(name, value) => w.put(account, name, value)?,
-                        Change::Delete(name) => {
-                            w.delete(account, name)?;
-                        }
+    let summary = store.write(|w| apply_to(w, policy, prepared, progress))?;
+    Ok(summary)
+}
+
+/// Apply everything in one PostgreSQL transaction; with `commit` false
+/// (a dry run) the same work is done and rolled back.
+pub fn apply_pg(
+    store: &PgStore,
+    policy: &SetPolicy,
+    prepared: &[Prepared],
+    commit: bool,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Summary, AdminError> {
+    let accounts: Vec<&Account> = prepared.iter().map(|p| p.op.account()).collect();
+    let summary = store.write(&accounts, commit, |w| {
+        apply_to(w, policy, prepared, progress)
+    })?;
+    Ok(summary)
+}
+
+/// The operations, in order, inside one backend's write transaction.
+fn apply_to(
+    w: &mut dyn RecordsMut,
+    policy: &SetPolicy,
+    prepared: &[Prepared],
+    progress: &mut dyn FnMut(usize),
+) -> Result<Summary, StoreError> {
+    let mut summary = Summary::default();
+    for (i, p) in prepared.iter().enumerate() {
+        let account = p.op.account();
+        let props = w.account_properties(account)?;
+        let view: Vec<(&[u8], &[u8])> = props
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_slice()))
+            .collect();
+        let outcome = classify(policy, p, &view);
+        summary.add(outcome);
+        if outcome != Outcome::Unchanged {
+            for c in &p.changes {
+                match c {
+                    Change::Put(name, value) => w.set(account, name, value)?,
+                    Change::Delete(name) => {
+                        w.remove(account, name)?;
                     }
                 }
             }
-            if i % 1024 == 0 {
-                progress(i);
-            }
         }
-        Ok(summary)
-    })?;
+        if i % 1024 == 0 {
+            progress(i);
+        }
+    }
     Ok(summary)
 }
 
@@ -273,25 +303,22 @@ pub enum CheckResult {
 
 /// Check `password` for `account` (see [`secret::verify`]).
 pub fn check(
-    view: &ReadView<'_>,
+    view: &dyn Records,
     account: &Account,
     password: &[u8],
 ) -> Result<CheckResult, StoreError> {
-    let props = view.properties(account)?;
+    let props = view.account_properties(account)?;
     if props.is_empty() {
-        let mut realm_known = false;
-        view.scan(|s| {
-            if let Scanned::Entry(e) = s {
-                realm_known = e.realm == account.realm;
-            }
-            !realm_known
-        })?;
-        return Ok(if realm_known {
+        return Ok(if view.realm_known(&account.realm)? {
             CheckResult::UnknownUser
         } else {
             CheckResult::UnknownRealm
         });
     }
+    let props: Vec<(&[u8], &[u8])> = props
+        .iter()
+        .map(|(k, v)| (k.as_slice(), v.as_slice()))
+        .collect();
     Ok(match secret::verify(&props, password) {
         Verdict::Match => CheckResult::Match,
         Verdict::Mismatch => CheckResult::WrongPassword,

@@ -88,6 +88,12 @@ pub fn run(prog: &str, args: Vec<OsString>) -> i32 {
         Some(_) => PathBuf::from(DEFAULT_SASLDB),
         None => PathBuf::from(config.sasldb_path().unwrap_or(DEFAULT_SASLDB)),
     };
+    if crate::store::pg::is_url(target.as_os_str().as_encoded_bytes()) {
+        return fail_usage(
+            prog,
+            "--import into a PostgreSQL store is not supported yet; import into an LMDB file",
+        );
+    }
     opts.open = OpenOptions {
         map_size: config.sasldb_mapsize(),
         max_readers: config.sasldb_maxreaders(),

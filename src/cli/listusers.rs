@@ -18,7 +18,8 @@ use super::getopt::{Event, Getopt};
 use super::{DEFAULT_SASLDB, exit, isatty, stderr};
 use crate::saslconf;
 use crate::secret;
-use crate::store::{OpenOptions, Scanned, Store};
+use crate::store::pg::{Mode, PgStore, is_url};
+use crate::store::{Entry, OpenOptions, Scanned, Store};
 
 const AFTER_HELP: &str = "\
 Compatibility:
@@ -95,7 +96,7 @@ pub fn command() -> Command {
                 .value_name("sasldb")
                 .action(ArgAction::Set)
                 .value_hint(clap::ValueHint::FilePath)
-                .help("Use this file as the sasldb (default /etc/sasldb2)"),
+                .help("Use this file as the sasldb (default /etc/sasldb2), or a PostgreSQL URL postgresql://USER[:PASS]@HOST[:PORT]/DB (see saslpasswd(8))"),
         )
         .arg(
             Arg::new("version")
@@ -246,22 +247,35 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         }
     };
     let realm = realm.map(|r| r.as_bytes().to_vec());
-    let listing = match migrate_listing(&path, realm.as_deref(), format) {
-        Some(Ok(l)) => l,
-        // Unlike Cyrus, a damaged file is an error in every view: a partial
-        // listing with exit 0 would hide lost accounts.
-        Some(Err(e)) => {
-            stderr(&format!("{prog}: {e}\n"));
-            return exit::FAIL;
+    let pg = is_url(path.as_os_str().as_bytes());
+    // What the JSON names as the store: never a URL's password.
+    let mut shown = path.to_string_lossy().into_owned();
+    let listing = if pg {
+        match list_pg(&path.to_string_lossy(), realm.as_deref(), format) {
+            Ok((l, target)) => {
+                shown = target;
+                l
+            }
+            Err(e) => return failed(&e),
         }
-        None => {
-            let store = match Store::open_read(&path, &open) {
-                Ok(s) => s,
-                Err(e) => return failed(&e),
-            };
-            match list(&store, realm.as_deref(), format) {
-                Ok(l) => l,
-                Err(e) => return failed(&e),
+    } else {
+        match migrate_listing(&path, realm.as_deref(), format) {
+            Some(Ok(l)) => l,
+            // Unlike Cyrus, a damaged file is an error in every view: a partial
+            // listing with exit 0 would hide lost accounts.
+            Some(Err(e)) => {
+                stderr(&format!("{prog}: {e}\n"));
+                return exit::FAIL;
+            }
+            None => {
+                let store = match Store::open_read(&path, &open) {
+                    Ok(s) => s,
+                    Err(e) => return failed(&e),
+                };
+                match list(&store, realm.as_deref(), format) {
+                    Ok(l) => l,
+                    Err(e) => return failed(&e),
+                }
             }
         }
     };
@@ -278,7 +292,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Format::Json => {
             let doc = JsonDoc {
                 schema: "sasldb-list/1",
-                path: path.to_string_lossy().into_owned(),
+                path: shown,
                 accounts: &listing.accounts,
                 malformed_keys: listing.malformed,
             };
@@ -333,6 +347,35 @@ pub struct Listing {
 }
 
 /// Read the listing for one view in one read transaction.
+/// The listing of a PostgreSQL store, and its URL without the password.
+fn list_pg(
+    url: &str,
+    realm: Option<&[u8]>,
+    format: Format,
+) -> crate::store::Result<(Listing, String)> {
+    let store = PgStore::connect(url, Mode::Read)?;
+    let rows = store.entries()?;
+    let listing = list_scanned(
+        |f| {
+            for [authid, in_realm, property, value] in &rows {
+                let go = f(Scanned::Entry(Entry {
+                    authid: authid.as_bytes(),
+                    realm: in_realm.as_bytes(),
+                    property: property.as_bytes(),
+                    value: value.as_bytes(),
+                }));
+                if !go {
+                    break;
+                }
+            }
+            Ok::<(), crate::store::StoreError>(())
+        },
+        realm,
+        format,
+    )?;
+    Ok((listing, store.target().to_string()))
+}
+
 pub fn list(store: &Store, realm: Option<&[u8]>, format: Format) -> crate::store::Result<Listing> {
     store.read(|view| list_scanned(|f| view.scan(f), realm, format))
 }

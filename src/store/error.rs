@@ -47,6 +47,12 @@ pub enum StoreError {
     MapLimit(PathBuf),
     #[error("{}: opened read-only", .0.display())]
     ReadOnly(PathBuf),
+    /// A PostgreSQL store: `target` is its URL without the password.
+    #[error("{target}: {message}")]
+    Pg { target: String, message: String },
+    #[error("user {:?} in realm {:?}: {what} is not valid UTF-8 text (or holds NUL); a PostgreSQL store holds text only, so it is refused, not altered",
+        String::from_utf8_lossy(&.account.authid), String::from_utf8_lossy(&.account.realm))]
+    NotText { account: Account, what: String },
     /// Returned by a [`super::Store::write`] closure to abandon the
     /// transaction for a reason of its own (which it keeps and reports).
     #[error("{}: transaction abandoned", .0.display())]

@@ -11,11 +11,14 @@
 //! not at all; the map grows by itself when LMDB reports it full and the new
 //! size is persisted by that commit; readers that outlive another process's
 //! growth re-adopt the map size instead of failing. Nothing outside this module
-//! sees LMDB.
+//! sees LMDB. [`pg`] is the other backend (a PostgreSQL table Cyrus's `sql`
+//! plugin reads); [`backend`] is what the tools use to treat both alike.
 
 mod account;
+pub mod backend;
 mod error;
 pub mod key;
+pub mod pg;
 
 use std::fmt;
 use std::fs;
@@ -27,6 +30,7 @@ use std::sync::RwLock;
 use lmdb::{Cursor, Database, Environment, EnvironmentFlags, Transaction, WriteFlags};
 
 pub use account::Account;
+pub use backend::{Records, RecordsMut};
 pub use error::StoreError;
 pub use key::MAX_KEY_LEN;
 
@@ -116,6 +120,14 @@ fn refuse_symlink(path: &Path) -> Result<Option<fs::Metadata>> {
 }
 
 fn inspect(path: &Path) -> Result<Existing> {
+    // A PostgreSQL URL reaching the file backend (a program that reads LMDB
+    // only): refuse it by name, without the password it may carry.
+    if pg::is_url(path.as_os_str().as_encoded_bytes()) {
+        return Err(StoreError::Pg {
+            target: pg::redacted_url(&path.to_string_lossy()),
+            message: "this program reads LMDB sasldb files only; PostgreSQL stores work with saslpasswd and sasldblistusers".into(),
+        });
+    }
     let lock = lock_path(path);
     if let Some(m) = refuse_symlink(&lock)?
         && m.is_dir()

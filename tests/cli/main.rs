@@ -10,6 +10,7 @@ mod doctor;
 mod generated;
 mod interop;
 mod migrate;
+mod pg;
 mod postfix;
 mod progress;
 mod prompt;
@@ -27,6 +28,7 @@ fn main() {
             generated::tests(),
             interop::tests(),
             migrate::tests(),
+            pg::tests(),
             postfix::tests(),
             progress::tests(),
             prompt::tests(),

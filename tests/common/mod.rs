@@ -10,6 +10,7 @@ use std::process::{Command, Output, Stdio};
 pub mod daemon;
 pub mod harness;
 pub mod interop;
+pub mod pg;
 #[allow(unused_imports)]
 pub use harness::{need, need_file, need_python_lmdb, need_root};
 

@@ -61,6 +61,29 @@ Import:
   Import into a new path, then point the consumers at it:
     saslpasswd --import /etc/sasldb2.bdb -f /etc/sasldb2
 
+PostgreSQL:
+  -f postgresql://USER[:PASS]@HOST[,HOST2][:PORT]/DB[?target_session_attrs=read-write] keeps the
+  secrets in table sasldb (authid, realm, property, value; a NULL value means absent), the layout
+  Cyrus SASL's sql auxprop plugin reads. Create it once with --init-schema (it also adds a
+  statement-level trigger that sends NOTIFY sasldb on every change); no command creates it
+  implicitly. Without a password in the URL, PGPASSWORD and then ~/.pgpass (PGPASSFILE) are used,
+  as libpq does. Create, change, delete, -n, --batch (one transaction: COPY into a temporary table
+  and one MERGE; PostgreSQL 15 or later), --dry-run and --check work on it; --import, --postfix,
+  --publish and --doctor do not yet. Names and values must be UTF-8 text without NUL: anything
+  else is refused, never altered. The connection is plain TCP or a Unix socket (no TLS yet).
+  Cyrus lines for Postfix's smtpd.conf (Debian libsasl2-modules-sql):
+    pwcheck_method: auxprop
+    auxprop_plugin: sql
+    sql_engine: pgsql
+    sql_hostnames: 127.0.0.1:5432
+    sql_user: sasl
+    sql_passwd: ...
+    sql_database: sasl
+    sql_select: SELECT value FROM sasldb WHERE authid='%u' AND realm='%r' AND property='%p' AND value IS NOT NULL
+    sql_insert: INSERT INTO sasldb (authid,realm,property,value) VALUES ('%u','%r','%p',NULLIF('%v','NULL')) ON CONFLICT (authid,realm,property) DO UPDATE SET value=EXCLUDED.value
+    sql_update: UPDATE sasldb SET value=NULLIF('%v','NULL') WHERE authid='%u' AND realm='%r' AND property='%p'
+  Without \"AND value IS NOT NULL\" a NULL row reaches Cyrus as an empty password.
+
 Doctor:
   --doctor checks the store (exists, opens, owner and modes, and that Postfix's mail_owner really
   opens it: the check runs as that user), the copy in Postfix's chroot (present, same content, not
@@ -125,7 +148,8 @@ pub fn command() -> Command {
             "saslpasswd [-v] [-c [-p] [-n]] [-d] [-a appname] [-f sasldb] [-u DOM] userid\n       \
              saslpasswd --batch FILE [--dry-run] [-n] [-a appname] [-f sasldb] [-u DOM]\n       \
              saslpasswd --check [-p] [--password-fd N] [-a appname] [-f sasldb] [-u DOM] userid\n       \
-             saslpasswd --import OLDFILE [--dry-run] [--replace] [-a appname] [-f sasldb]",
+             saslpasswd --import OLDFILE [--dry-run] [--replace] [-a appname] [-f sasldb]\n       \
+             saslpasswd --init-schema -f postgresql://USER[:PASS]@HOST[:PORT]/DB",
         )
         .arg(flag("pipe", 'p', "Pipe mode: no prompt, password read on stdin (automatic when stdin is not a terminal); one read of at most 2048 bytes, one trailing newline removed"))
         .arg(flag("create", 'c', "Create: accepted for compatibility; a set creates or overwrites either way"))
@@ -135,7 +159,7 @@ pub fn command() -> Command {
             .help("Realm for a userid without @ (default: the host name, lower-cased)"))
         .arg(Arg::new("file").short('f').value_name("sasldb").action(ArgAction::Set)
             .value_hint(clap::ValueHint::FilePath)
-            .help("Use this file as the sasldb (default /etc/sasldb2)"))
+            .help("Use this file as the sasldb (default /etc/sasldb2), or a PostgreSQL URL postgresql://USER[:PASS]@HOST[:PORT]/DB"))
         .arg(Arg::new("appname").short('a').value_name("appname").action(ArgAction::Set)
             .help("Application name: read <appname>.conf (default saslpasswd)"))
         .arg(flag("version", 'v', "Print version numbers and exit"))
@@ -150,6 +174,8 @@ pub fn command() -> Command {
             .help("Copy every record of an old sasldb (Berkeley DB hash, GDBM, LMDB) into the store in one transaction, bytes exact"))
         .arg(Arg::new("replace").long("replace").action(ArgAction::SetTrue)
             .help("With --import: overwrite keys the store holds with other values (else nothing is written)"))
+        .arg(Arg::new("init-schema").long("init-schema").action(ArgAction::SetTrue)
+            .help("With -f postgresql://...: create table sasldb and its NOTIFY trigger (never done implicitly)"))
         .arg(Arg::new("password-fd").long("password-fd").value_name("N").action(ArgAction::Set)
             .help("Read the password from file descriptor N (pipe rules) instead of stdin"))
         .arg(Arg::new("check").long("check").action(ArgAction::SetTrue)

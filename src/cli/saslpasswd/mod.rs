@@ -21,6 +21,7 @@ use crate::postfix::doctor;
 use crate::postfix::{self, Deployment, Postfix};
 use crate::saslconf::{self, SaslConfig};
 use crate::secret::{DEFAULT_ITERATIONS, ScramHash, SetPolicy};
+use crate::store::pg::{Mode, PgStore, is_url};
 use crate::store::{Account, DEFAULT_SASLDB, OpenOptions, Store};
 use crate::sys::strerror;
 
@@ -44,6 +45,7 @@ struct Options {
     doctor: bool,
     fix: bool,
     json: bool,
+    init_schema: bool,
 }
 
 /// Run the tool; returns the exit code.
@@ -111,6 +113,7 @@ fn options(prog: &str, args: Vec<OsString>) -> Result<Option<(Options, Vec<OsStr
                 "doctor" => o.doctor = true,
                 "fix" => o.fix = true,
                 "json" => o.json = true,
+                "init-schema" => o.init_schema = true,
                 "long-help" => {
                     let help = command().render_long_help().to_string();
                     let _ = io::Write::write_all(&mut io::stdout(), help.as_bytes());
@@ -130,7 +133,7 @@ fn main(prog: &str, args: Vec<OsString>) -> Result<(), Failure> {
     let Some((o, operands)) = options(prog, args)? else {
         return Ok(());
     };
-    let wanted_operands = if o.batch.is_some() || o.publish || o.doctor {
+    let wanted_operands = if o.batch.is_some() || o.publish || o.doctor || o.init_schema {
         0
     } else {
         1
@@ -143,6 +146,7 @@ fn main(prog: &str, args: Vec<OsString>) -> Result<(), Failure> {
     }
     let tool = Tool::new(prog.to_string(), o)?;
     match operands.into_iter().next() {
+        None if tool.o.init_schema => tool.init_schema(),
         None if tool.o.publish => tool.publish(),
         None if tool.o.doctor => tool.doctor(),
         None => tool.batch(),
@@ -164,9 +168,19 @@ fn conflicts(o: &Options) -> Option<&'static str> {
     if o.batch.is_some() && o.check {
         return Some("--batch and --check cannot be combined");
     }
-    let modes = [o.batch.is_some(), o.check, o.publish, o.doctor];
+    let modes = [
+        o.batch.is_some(),
+        o.check,
+        o.publish,
+        o.doctor,
+        o.init_schema,
+    ];
     if modes.iter().filter(|&&m| m).count() > 1 {
-        return Some("--batch, --check, --publish and --doctor cannot be combined");
+        return Some("--batch, --check, --publish, --doctor and --init-schema cannot be combined");
+    }
+    if o.init_schema && (o.create || o.disable || o.noplain || o.dry_run || o.password_fd.is_some())
+    {
+        return Some("--init-schema takes no -c, -d, -n, --dry-run or --password-fd");
     }
     if (o.publish || o.doctor)
         && (o.create || o.disable || o.noplain || o.dry_run || o.password_fd.is_some())
@@ -217,6 +231,8 @@ struct Tool {
     deploy: Option<Deployment>,
     /// Postfix's realm for user ids without `@` or `-u` (with integration).
     postfix_realm: Option<PostfixRealm>,
+    /// The store is this PostgreSQL URL, not the file at `path`.
+    pg: Option<String>,
 }
 
 impl Tool {
@@ -249,7 +265,22 @@ impl Tool {
                 .scram_iteration_counter()
                 .unwrap_or(DEFAULT_ITERATIONS),
         };
-        let (deploy, postfix_realm) = postfix_integration(&o, &config, &path)?;
+        let pg = is_url(path.as_os_str().as_bytes()).then(|| path.to_string_lossy().into_owned());
+        if pg.is_none() && o.init_schema {
+            return Err(Failure::Said(
+                "--init-schema needs -f postgresql://USER@HOST/DB".into(),
+            ));
+        }
+        if pg.is_some() && (o.postfix == Some(true) || o.publish || o.doctor) {
+            return Err(Failure::Said(
+                "--postfix, --publish and --doctor do not support a PostgreSQL store yet".into(),
+            ));
+        }
+        let (deploy, postfix_realm) = if pg.is_some() {
+            (None, None)
+        } else {
+            postfix_integration(&o, &config, &path)?
+        };
         Ok(Tool {
             prog,
             o,
@@ -259,6 +290,7 @@ impl Tool {
             config,
             deploy,
             postfix_realm,
+            pg,
         })
     }
 
@@ -392,9 +424,35 @@ impl Tool {
             println_safe(&format!("{}: dry run: {shown}: {what}", self.prog));
             return Ok(());
         }
+        if let Some(pg) = self.connect_pg(Mode::Write)? {
+            admin::apply_pg(&pg, &self.policy, &prepared, true, &mut |_| {})?;
+            return Ok(());
+        }
         let store = self.open_write()?;
         admin::apply(&store, &self.policy, &prepared, &mut |_| {})?;
         self.after_write(&store)
+    }
+
+    /// The PostgreSQL store, connected, when `-f` names one (its table must exist).
+    fn connect_pg(&self, mode: Mode) -> Result<Option<PgStore>, Failure> {
+        self.pg
+            .as_deref()
+            .map(|url| PgStore::connect(url, mode))
+            .transpose()
+            .map_err(|e| Failure::Generic(e.into()))
+    }
+
+    /// `--init-schema`: the table Cyrus's sql plugin reads, and the trigger.
+    fn init_schema(&self) -> Result<(), Failure> {
+        let url = self.pg.as_deref().unwrap_or_default();
+        let pg = PgStore::connect(url, Mode::Schema).map_err(|e| Failure::Generic(e.into()))?;
+        pg.init_schema().map_err(|e| Failure::Generic(e.into()))?;
+        println_safe(&format!(
+            "{}: {}: table sasldb and trigger sasldb_notify are in place",
+            self.prog,
+            pg.target()
+        ));
+        Ok(())
     }
 
     fn open_write(&self) -> Result<Store, Failure> {
@@ -403,6 +461,15 @@ impl Tool {
 
     /// What the prepared operations would do; a missing store is empty.
     fn preview(&self, prepared: &[admin::Prepared]) -> Result<Summary, Failure> {
+        if let Some(pg) = self.connect_pg(Mode::Write)? {
+            return Ok(admin::apply_pg(
+                &pg,
+                &self.policy,
+                prepared,
+                false,
+                &mut |_| {},
+            )?);
+        }
         let store = match Store::open_read(&self.path, &self.open) {
             Ok(s) => Some(s),
             Err(e) if e.is_not_found() => None,
@@ -420,10 +487,12 @@ impl Tool {
     fn check(&self, userid: &[u8]) -> Result<(), Failure> {
         let account = self.account(userid)?;
         let password = self.read_password(false)?;
-        let store = Store::open_read(&self.path, &self.open).map_err(Failure::Store)?;
-        let result = store
-            .read(|v| admin::check(v, &account, &password))
-            .map_err(Failure::Store)?;
+        let result = match self.connect_pg(Mode::Read)? {
+            Some(pg) => admin::check(&pg, &account, &password),
+            None => Store::open_read(&self.path, &self.open)
+                .and_then(|store| store.read(|v| admin::check(v, &account, &password))),
+        }
+        .map_err(Failure::Store)?;
         let realm = String::from_utf8_lossy(&account.realm);
         let user = String::from_utf8_lossy(&account.authid);
         let why = match result {
@@ -470,6 +539,11 @@ impl Tool {
         bar.finish();
         let summary = if self.o.dry_run {
             self.preview(&prepared)?
+        } else if let Some(pg) = self.connect_pg(Mode::Write)? {
+            let mut bar = Progress::new(&self.prog, "writing", total, tty);
+            let s = admin::apply_pg(&pg, &self.policy, &prepared, true, &mut |n| bar.update(n))?;
+            bar.finish();
+            s
         } else {
             let store = self.open_write()?;
             let mut bar = Progress::new(&self.prog, "writing", total, tty);
