@@ -117,6 +117,8 @@ pub async fn relay(
         .await
         .map_err(|_| DeliveryError::Temporary(format!("connect to {next_hop}: timed out")))?
         .map_err(|e| DeliveryError::Temporary(format!("connect to {next_hop}: {e}")))?;
+    // Each command waits for its reply: Nagle would only delay them.
+    let _ = stream.set_nodelay(true);
     let mut r = BufReader::new(stream);
     expect(&mut r, '2').await?;
     send(&mut r, format!("EHLO {helo}")).await?;
