@@ -14,6 +14,7 @@ pub mod flight;
 pub mod limits;
 pub mod listener;
 pub mod policy;
+pub mod random;
 pub mod received;
 pub mod session;
 pub mod spool;

@@ -141,7 +141,8 @@ impl Tickets {
             };
         }
         let key = keys.last()?;
-        let nonce = crate::secret::random_bytes::<{ NONCE_LEN }>().ok()?;
+        let mut nonce = [0u8; NONCE_LEN];
+        super::random::fill(&mut nonce).ok()?;
         let mut out = Vec::with_capacity(NAME_LEN + NONCE_LEN + plain.len() + 16);
         out.extend_from_slice(&key.name);
         out.extend_from_slice(&nonce);
