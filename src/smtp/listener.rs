@@ -159,7 +159,8 @@ impl Listener {
         implicit: bool,
     ) -> Option<()> {
         let acceptor = self.tls.as_ref()?;
-        match tokio::time::timeout(self.timeout, acceptor.accept(stream)).await {
+        let accept = acceptor.accept(stream).into_fallible();
+        match tokio::time::timeout(self.timeout, accept).await {
             Ok(Ok(mut tls)) => {
                 session.set_channel_binding(binding(tls.get_ref().1));
                 // The session ticket goes with the first reply: after
@@ -167,10 +168,19 @@ impl Listener {
                 tls.get_mut().0.hold();
                 self.converse(tls, session, ip, implicit).await;
             }
-            _ if implicit => self.log(&format!(
-                "lost connection after CONNECT from unknown[{ip}]: TLS handshake failed"
-            )),
-            _ => self.log(&format!("warning: TLS handshake failed with unknown[{ip}]")),
+            failed => {
+                // The alert rustls queued tells the client why.
+                if let Ok(Err((_, mut io))) = failed {
+                    let _ = tokio::time::timeout(self.timeout, io.send()).await;
+                }
+                if implicit {
+                    self.log(&format!(
+                        "lost connection after CONNECT from unknown[{ip}]: TLS handshake failed"
+                    ));
+                } else {
+                    self.log(&format!("warning: TLS handshake failed with unknown[{ip}]"));
+                }
+            }
         }
         Some(())
     }

@@ -281,10 +281,22 @@ fn the_default_certificate_is_ecdsa_p256() {
     assert!(has(&oid_ec) && has(&oid_p256), "an ECDSA P-256 key");
 }
 
+fn a_failed_handshake_still_sends_its_alert() {
+    let s = scratch();
+    let d = start(&s);
+    let mut c = connect(d.tls_port);
+    // Plain SMTP on the implicit-TLS port: not a TLS record.
+    c.write_all(b"EHLO client.example\r\n").unwrap();
+    let mut got = Vec::new();
+    let _ = c.read_to_end(&mut got);
+    assert_eq!(got.first(), Some(&0x15), "a TLS alert record: {got:?}");
+}
+
 crate::tests!(
     replies_to_a_pipelined_batch_arrive_in_one_read,
     the_ticket_arrives_with_the_reply_after_starttls,
     a_client_using_each_ticket_once_always_resumes_even_after_a_restart,
     concurrent_connections_offering_one_ticket_all_resume,
     the_default_certificate_is_ecdsa_p256,
+    a_failed_handshake_still_sends_its_alert,
 );
