@@ -427,6 +427,7 @@ fn prepare_spool(cf: &MainCf, spool: &Spool) -> Result<usize, String> {
         spool.ensure_dir().map_err(at)?;
         nix::unistd::chown(spool.dir(), Some(user.uid), Some(user.gid))
             .map_err(|x| format!("{}: {x}", spool.dir().display()))?;
+        tls::give_tickets(cf, &user)?;
     }
     Ok(n)
 }

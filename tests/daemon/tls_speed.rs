@@ -17,13 +17,19 @@ use std::time::Duration;
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 
 struct Daemon {
-    _p: Process,
+    p: Process,
     port: u16,
     tls_port: u16,
     state: PathBuf,
+    /// The certificate clients trust.
+    cert: PathBuf,
 }
 
 fn start(s: &Scratch) -> Daemon {
+    start_with(s, &[])
+}
+
+fn start_with(s: &Scratch, extra: &[&std::ffi::OsStr]) -> Daemon {
     let (port, tls_port) = (free_port(), free_port());
     let state = s.path("state");
     let mut cmd = Command::new(SMTPD_AUTH);
@@ -40,15 +46,17 @@ fn start(s: &Scratch) -> Daemon {
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .arg("--listen-tls")
-        .arg(format!("127.0.0.1:{tls_port}"));
+        .arg(format!("127.0.0.1:{tls_port}"))
+        .args(extra);
     let log = s.path(&format!("smtpd-{port}.log"));
     let p = Process::spawn(&mut cmd, log);
     wait_port(port);
     wait_port(tls_port);
     Daemon {
-        _p: p,
+        p,
         port,
         tls_port,
+        cert: state.join("tls/cert.pem"),
         state,
     }
 }
@@ -104,7 +112,7 @@ fn replies_to_a_pipelined_batch_arrive_in_one_read() {
 /// A client trusting the daemon's self-signed certificate, with `store`
 /// for its tickets.
 fn client_config(d: &Daemon) -> rustls::ClientConfig {
-    let cert = CertificateDer::from_pem_file(d.state.join("tls/cert.pem")).expect("cert");
+    let cert = CertificateDer::from_pem_file(&d.cert).expect("cert");
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert).expect("anchor");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -215,15 +223,61 @@ fn a_client_using_each_ticket_once_always_resumes_even_after_a_restart() {
     assert!(!implicit_session(&d, &config), "first session is full");
     let resumed = (0..20).filter(|_| implicit_session(&d, &config)).count();
     assert_eq!(resumed, 20, "every later session resumed");
-    let keys = std::fs::read(d.state.join("tls/ticket-keys")).expect("keys kept");
+    let keys = std::fs::read(d.state.join("tickets/ticket-keys")).expect("keys kept");
     drop(d);
     // The same state directory: the keys, and so the client's ticket, live on.
     let d = start(&s);
     assert_eq!(
-        std::fs::read(d.state.join("tls/ticket-keys")).unwrap(),
+        std::fs::read(d.state.join("tickets/ticket-keys")).unwrap(),
         keys
     );
     assert!(implicit_session(&d, &config), "resumed across a restart");
+}
+
+fn tickets_outlive_a_reload_that_rebuilds_tls() {
+    let s = scratch();
+    let cf = s.path("main.cf");
+    let write_cf = |timeout: &str| {
+        std::fs::write(
+            &cf,
+            format!("smtpd_tls_session_cache_timeout = {timeout}\n"),
+        )
+        .unwrap()
+    };
+    write_cf("3600s");
+    // A certificate mail_owner can read again after root is given up.
+    let certs = s.path("certs");
+    open_to_mail_owner(&s, &certs);
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(certs.join("cert.pem"), made.cert.pem()).unwrap();
+    std::fs::write(certs.join("key.pem"), made.signing_key.serialize_pem()).unwrap();
+    let cert = format!("smtpd_tls_cert_file={}", certs.join("cert.pem").display());
+    let key = format!("smtpd_tls_key_file={}", certs.join("key.pem").display());
+    let mut d = start_with(
+        &s,
+        &[
+            "-c".as_ref(),
+            cf.as_os_str(),
+            "-o".as_ref(),
+            cert.as_ref(),
+            "-o".as_ref(),
+            key.as_ref(),
+        ],
+    );
+    d.cert = certs.join("cert.pem");
+    let config = Arc::new(client_config(&d));
+    assert!(!implicit_session(&d, &config));
+    // A TLS parameter changed: the reload makes a new TLS configuration,
+    // whose ticket keys come from the state directory.
+    write_cf("7200s");
+    let hup = Command::new("kill")
+        .args(["-HUP", &d.p.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let line = d.p.wait_log("reload");
+    assert!(line.contains("configuration read again"), "{line}");
+    assert!(implicit_session(&d, &config), "resumed after the reload");
 }
 
 const SHARED_TICKET: &str = r#"
@@ -299,4 +353,5 @@ crate::tests!(
     concurrent_connections_offering_one_ticket_all_resume,
     the_default_certificate_is_ecdsa_p256,
     a_failed_handshake_still_sends_its_alert,
+    tickets_outlive_a_reload_that_rebuilds_tls,
 );

@@ -76,7 +76,7 @@ fn resumption(
         return Ok(config);
     }
     let lifetime = u32::try_from(lifetime).unwrap_or(u32::MAX);
-    config.ticketer = Arc::new(Tickets::new(&state_dir(cf)?.join("tls"), lifetime)?);
+    config.ticketer = Arc::new(Tickets::new(&tickets_dir(cf)?, lifetime)?);
     config.send_tls13_tickets = 1;
     Ok(config)
 }
@@ -101,6 +101,30 @@ fn server_config(
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|x| format!("TLS certificate: {x}"))
+}
+
+/// Where the ticket keys live: apart from `tls/` (root's), as mail_owner
+/// rotates them once root is given up.
+fn tickets_dir(cf: &MainCf) -> Result<PathBuf, String> {
+    Ok(state_dir(cf)?.join("tickets"))
+}
+
+/// Hand the ticket keys to mail_owner (called as root, before root is
+/// given up): the process holds them in memory anyway, and must write
+/// the rotated ones. Nothing to do when TLS made none.
+pub(super) fn give_tickets(cf: &MainCf, owner: &nix::unistd::User) -> Result<(), String> {
+    let dir = tickets_dir(cf)?;
+    for p in [
+        dir.join("ticket-keys"),
+        dir.join("ticket-keys.lock"),
+        dir.clone(),
+    ] {
+        if p.symlink_metadata().is_ok() {
+            std::os::unix::fs::lchown(&p, Some(owner.uid.as_raw()), Some(owner.gid.as_raw()))
+                .map_err(|x| format!("{}: {x}", p.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// The state directory: `smtpd_auth_state_dir`, else /var/lib/smtpd-auth
