@@ -19,6 +19,12 @@
 //!
 //! Commands go in lock-step (no pipelining), like `anchors/bench-auth.py`.
 //!
+//! `--tls starttls` (EHLO, STARTTLS, EHLO again) or `--tls implicit`
+//! (TLS from the start, as on port 465): a tokio-rustls client, full
+//! handshakes, or with `--resume yes` resuming from the worker's last
+//! session (rustls's store: each TLS 1.3 ticket used once); the result
+//! counts the sessions `resumed`.
+//!
 //! ```text
 //! cargo bench --bench smtp_load -- --target 127.0.0.1:2525 --concurrency 8 \
 //!     --sessions 5000 --duration 60 --mode full --user alice --password alice-secret
@@ -36,8 +42,16 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
+
+#[path = "smtp_load/tls.rs"]
+mod tls;
+use tls::Tls;
+
+/// A plaintext or a TLS connection.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 const USAGE: &str = "\
 smtp_load: SMTP AUTH load generator (loopback only)
@@ -54,6 +68,11 @@ smtp_load: SMTP AUTH load generator (loopback only)
   --from ADDR            MAIL FROM                             [U@lab.example]
   --rcpt ADDR            RCPT TO (an outside domain)   [rcpt@outside.example]
   --helo NAME            EHLO name                       [client.lab.example]
+  --tls none|starttls|implicit  TLS (tokio-rustls client)            [none]
+  --resume yes|no        TLS: resume from the worker's last session    [no]
+  --ca FILE              TLS: PEM anchor to check the server against (else
+                         any certificate is accepted)
+  --sni NAME             TLS: server name sent and checked       [localhost]
   --sources N            spread clients over N source addresses 127.0.0.11..
                          (per-client connection limits); 0 = default route [0]
   --threads N            client runtime threads (1 = current-thread)  [1]
@@ -104,6 +123,10 @@ struct Args {
     from: Option<String>,
     rcpt: String,
     helo: String,
+    tls: Tls,
+    resume: bool,
+    ca: Option<String>,
+    sni: String,
     sources: u8,
     threads: usize,
     hold: Duration,
@@ -125,6 +148,10 @@ const OPTIONS: &[&str] = &[
     "from",
     "rcpt",
     "helo",
+    "tls",
+    "resume",
+    "ca",
+    "sni",
     "sources",
     "threads",
     "hold",
@@ -182,6 +209,16 @@ impl Args {
             "from" => self.from = Some(v.to_string()),
             "rcpt" => self.rcpt = v.to_string(),
             "helo" => self.helo = v.to_string(),
+            "tls" => self.tls = Tls::parse(v)?,
+            "resume" => {
+                self.resume = match v {
+                    "yes" => true,
+                    "no" => false,
+                    _ => return Err(format!("bad --resume {v:?} (yes|no)")),
+                }
+            }
+            "ca" => self.ca = Some(v.to_string()),
+            "sni" => self.sni = v.to_string(),
             "sources" => {
                 self.sources = u8::try_from(num(v)?)
                     .ok()
@@ -212,6 +249,10 @@ impl Args {
             from: None,
             rcpt: "rcpt@outside.example".into(),
             helo: "client.lab.example".into(),
+            tls: Tls::None,
+            resume: false,
+            ca: None,
+            sni: "localhost".into(),
             sources: 0,
             threads: 1,
             hold: Duration::from_secs(20),
@@ -273,13 +314,13 @@ fn fail(stage: &'static str, what: impl Into<String>) -> Fail {
     }
 }
 
-struct Conn {
-    r: BufReader<TcpStream>,
+struct Conn<S = Box<dyn Io>> {
+    r: BufReader<S>,
     line: Vec<u8>,
     timeout: Duration,
 }
 
-impl Conn {
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// Read one (possibly multi-line) reply; returns its code.
     async fn reply(&mut self, stage: &'static str) -> Result<u16, Fail> {
         loop {
@@ -406,17 +447,59 @@ async fn connect(a: &Args, i: usize) -> Result<TcpStream, Fail> {
     Ok(s)
 }
 
-async fn session(a: &Args, s: &Script, i: usize) -> Result<(), Fail> {
-    let stream = connect(a, i).await?;
-    let mut c = Conn {
+/// The TLS handshake on `stream`; the connection and whether it resumed.
+async fn handshake(
+    a: &Args,
+    config: &Arc<rustls::ClientConfig>,
+    stream: Box<dyn Io>,
+) -> Result<(Box<dyn Io>, bool), Fail> {
+    let name = rustls::pki_types::ServerName::try_from(a.sni.clone())
+        .map_err(|e| fail("tls", e.to_string()))?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::clone(config));
+    let tls = tokio::time::timeout(a.timeout, connector.connect(name, stream))
+        .await
+        .map_err(|_| fail("tls", "timeout"))?
+        .map_err(|e| fail("tls", e.to_string()))?;
+    let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+    Ok((Box::new(tls), resumed))
+}
+
+fn conn(stream: Box<dyn Io>, a: &Args) -> Conn {
+    Conn {
         r: BufReader::with_capacity(4096, stream),
         line: Vec::with_capacity(256),
         timeout: a.timeout,
+    }
+}
+
+/// One session; `Ok(true)`: over a resumed TLS session.
+async fn session(
+    a: &Args,
+    s: &Script,
+    i: usize,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<bool, Fail> {
+    let stream: Box<dyn Io> = Box::new(connect(a, i).await?);
+    let mut resumed = false;
+    let mut c = match (a.tls, tls) {
+        (Tls::Implicit, Some(config)) => {
+            let (stream, r) = handshake(a, config, stream).await?;
+            resumed = r;
+            conn(stream, a)
+        }
+        _ => conn(stream, a),
     };
     if c.reply("banner").await? != 220 {
         return Err(fail("banner", c.last_text()));
     }
     c.cmd("ehlo", &s.ehlo, 250).await?;
+    if let (Tls::Starttls, Some(config)) = (a.tls, tls) {
+        c.cmd("starttls", b"STARTTLS\r\n", 220).await?;
+        let (stream, r) = handshake(a, config, c.r.into_inner()).await?;
+        resumed = r;
+        c = conn(stream, a);
+        c.cmd("ehlo", &s.ehlo, 250).await?;
+    }
     match a.mech {
         Mech::Plain => c.cmd("auth", &s.auth, 235).await?,
         m => authenticate(&mut c, a, m).await?,
@@ -429,7 +512,7 @@ async fn session(a: &Args, s: &Script, i: usize) -> Result<(), Fail> {
         c.cmd("dot", msg.as_bytes(), 250).await?;
     }
     c.cmd("quit", b"QUIT\r\n", 221).await?;
-    Ok(())
+    Ok(resumed)
 }
 
 /// The 334 reply's text, base64-decoded.
@@ -555,6 +638,8 @@ async fn authenticate(c: &mut Conn, a: &Args, m: Mech) -> Result<(), Fail> {
 #[derive(Default)]
 struct Tally {
     ok: usize,
+    /// Sessions over a resumed TLS session.
+    resumed: usize,
     lat_us: Vec<u32>,
     /// When each successful session ended (µs since the start).
     done_at_us: Vec<u64>,
@@ -570,6 +655,7 @@ impl Tally {
     }
     fn merge(&mut self, o: Tally) {
         self.ok += o.ok;
+        self.resumed += o.resumed;
         self.lat_us.extend(o.lat_us);
         self.done_at_us.extend(o.done_at_us);
         for (k, v) in o.fails {
@@ -608,6 +694,13 @@ async fn run_load(a: Arc<Args>) -> serde_json::Value {
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..a.concurrency.min(a.sessions.max(1)) {
         let (a, script, next) = (Arc::clone(&a), Arc::clone(&script), Arc::clone(&next));
+        let config = match a.tls {
+            Tls::None => None,
+            _ => match tls::client(a.ca.as_deref(), a.resume) {
+                Ok(c) => Some(c),
+                Err(e) => return serde_json::json!({ "error": e }),
+            },
+        };
         workers.spawn(async move {
             let mut t = Tally::default();
             loop {
@@ -616,9 +709,10 @@ async fn run_load(a: Arc<Args>) -> serde_json::Value {
                     break;
                 }
                 let t0 = Instant::now();
-                match session(&a, &script, i).await {
-                    Ok(()) => {
+                match session(&a, &script, i, config.as_ref()).await {
+                    Ok(resumed) => {
                         t.ok += 1;
+                        t.resumed += usize::from(resumed);
                         let us = t0.elapsed().as_micros().min(u128::from(u32::MAX));
                         t.lat_us.push(us as u32);
                         let at = start.elapsed().as_micros().min(u128::from(u64::MAX));
@@ -657,6 +751,9 @@ async fn run_load(a: Arc<Args>) -> serde_json::Value {
         "target": a.target.map(|t| t.to_string()),
         "mode": match a.mode { Mode::Full => "full", Mode::NoMail => "nomail", Mode::Idle => "idle" },
         "mech": a.mech.name(),
+        "tls": a.tls.name(),
+        "resume": a.resume,
+        "resumed": all.resumed,
         "concurrency": a.concurrency,
         "sources": a.sources,
         "started": (all.ok + failures),

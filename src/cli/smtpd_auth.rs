@@ -154,6 +154,7 @@ fn prepare_spool(cf: &MainCf, spool: &Spool) -> Result<usize, Fatal> {
         spool.ensure_dir().map_err(Fatal::path(spool.dir()))?;
         nix::unistd::chown(spool.dir(), Some(user.uid), Some(user.gid))
             .map_err(Fatal::sys(spool.dir().display().to_string()))?;
+        tls::give_tickets(cf, &user).map_err(Fatal::Tls)?;
     }
     Ok(n)
 }

@@ -171,6 +171,11 @@ pub const PARAMS: &[Param] = &[
         help: "PEM private key",
     },
     Param {
+        name: "smtpd_tls_session_cache_timeout",
+        default: "3600s",
+        help: "TLS session ticket lifetime (at most 7d); 0 turns resumption off",
+    },
+    Param {
         name: "smtpd_tls_security_level",
         default: "may",
         help: "none (no STARTTLS), may (STARTTLS offered) or encrypt (no MAIL or AUTH before STARTTLS)",

@@ -86,6 +86,10 @@ impl Control {
             let (stream, peer) = match accepted {
                 Ok(a) => {
                     accept_failing = false;
+                    // Output leaves in whole flights (see super::flight);
+                    // Nagle would hold the second of two back for the
+                    // client's delayed ACK.
+                    let _ = a.0.set_nodelay(true);
                     a
                 }
                 Err(e) => {

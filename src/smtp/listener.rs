@@ -15,6 +15,7 @@ use super::accounts::AccountIndex;
 use super::command::MAX_COMMAND_LINE;
 use super::data::{self, DataReceiver, Status};
 use super::delivery::{self, DeliveryError};
+use super::flight::{Flight, Push};
 use super::received;
 use super::session::{Action, Destination, Envelope, Event, Limiters, Policy, Session};
 use super::spool::{Body, Message, Spool, SpoolFile};
@@ -57,6 +58,12 @@ pub struct Listener {
 enum Next<S> {
     Close,
     StartTls(S),
+}
+
+/// How a dialogue ends: the connection closes, or TLS starts.
+enum End {
+    Close,
+    StartTls,
 }
 
 enum ReadLine {
@@ -125,10 +132,14 @@ impl Listener {
         // tls() is None only without a TLS configuration, and implicit TLS
         // or STARTTLS is never offered then.
         if implicit_tls {
+            let stream = Flight::new(stream);
             let _ = Box::pin(self.tls(stream, &mut session, ip, true)).await;
         } else {
             let next = match self.greet_and_wait(stream, session.greeting()).await {
-                Some(stream) => Box::pin(self.converse(stream, &mut session, ip, false)).await,
+                Some(stream) => {
+                    let stream = Flight::new(stream);
+                    Box::pin(self.converse(stream, &mut session, ip, false)).await
+                }
                 None => Next::Close,
             };
             if let Next::StartTls(stream) = next {
@@ -142,21 +153,34 @@ impl Listener {
     /// TLS configured.
     async fn tls(
         &self,
-        stream: tokio::net::TcpStream,
+        stream: Flight<tokio::net::TcpStream>,
         session: &mut Session,
         ip: IpAddr,
         implicit: bool,
     ) -> Option<()> {
         let acceptor = self.tls.as_ref()?;
-        match tokio::time::timeout(self.timeout, acceptor.accept(stream)).await {
-            Ok(Ok(tls)) => {
+        let accept = acceptor.accept(stream).into_fallible();
+        match tokio::time::timeout(self.timeout, accept).await {
+            Ok(Ok(mut tls)) => {
                 session.set_channel_binding(binding(tls.get_ref().1));
+                // The session ticket goes with the first reply: after
+                // STARTTLS that answers the client's next command.
+                tls.get_mut().0.hold();
                 self.converse(tls, session, ip, implicit).await;
             }
-            _ if implicit => self.log(&format!(
-                "lost connection after CONNECT from unknown[{ip}]: TLS handshake failed"
-            )),
-            _ => self.log(&format!("warning: TLS handshake failed with unknown[{ip}]")),
+            failed => {
+                // The alert rustls queued tells the client why.
+                if let Ok(Err((_, mut io))) = failed {
+                    let _ = tokio::time::timeout(self.timeout, io.send()).await;
+                }
+                if implicit {
+                    self.log(&format!(
+                        "lost connection after CONNECT from unknown[{ip}]: TLS handshake failed"
+                    ));
+                } else {
+                    self.log(&format!("warning: TLS handshake failed with unknown[{ip}]"));
+                }
+            }
         }
         Some(())
     }
@@ -185,7 +209,10 @@ impl Listener {
         }
     }
 
-    async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
+    /// The dialogue on `stream`; what it wrote is sent when it waits for
+    /// the client (so replies to one pipelined batch leave together) and
+    /// before the connection closes.
+    async fn converse<S: Push>(
         &self,
         stream: S,
         session: &mut Session,
@@ -193,21 +220,36 @@ impl Listener {
         greet: bool,
     ) -> Next<S> {
         let mut r = BufReader::new(stream);
-        if greet && write_lines(&mut r, &session.greeting()).await.is_err() {
-            return Next::Close;
+        match self.dialogue(&mut r, session, ip, greet).await {
+            End::StartTls => Next::StartTls(r.into_inner()),
+            End::Close => {
+                let _ = tokio::time::timeout(self.timeout, r.get_mut().shutdown()).await;
+                Next::Close
+            }
+        }
+    }
+
+    async fn dialogue<S: Push>(
+        &self,
+        r: &mut BufReader<S>,
+        session: &mut Session,
+        ip: IpAddr,
+        greet: bool,
+    ) -> End {
+        if greet && write_lines(r, &session.greeting()).await.is_err() {
+            return End::Close;
         }
         loop {
-            let line = match read_line(&mut r, MAX_COMMAND_LINE + 2, self.timeout).await {
+            let line = match read_line(r, MAX_COMMAND_LINE + 2, self.timeout).await {
                 ReadLine::Line(l) => l,
                 ReadLine::TooLong => {
-                    let _ =
-                        write_lines(&mut r, &["500 5.5.0 Error: line too long".to_string()]).await;
+                    let _ = write_lines(r, &["500 5.5.0 Error: line too long".to_string()]).await;
                     self.lost(session, ip);
-                    return Next::Close;
+                    return End::Close;
                 }
                 ReadLine::Closed => {
                     self.lost(session, ip);
-                    return Next::Close;
+                    return End::Close;
                 }
             };
             let body = match data::check_command_line(&line) {
@@ -216,10 +258,10 @@ impl Listener {
                     // Bare LF or CR: refused as Postfix 3.9 refuses bare LF
                     // (SMTP smuggling).
                     if let Some(reply) = refused.refusal(&self.policy.hostname) {
-                        let _ = write_lines(&mut r, &[reply]).await;
+                        let _ = write_lines(r, &[reply]).await;
                     }
                     self.lost(session, ip);
-                    return Next::Close;
+                    return End::Close;
                 }
             };
             let queued = !r.buffer().is_empty();
@@ -233,36 +275,41 @@ impl Listener {
                     .last()
                     .is_some_and(|l| l.starts_with('4') || l.starts_with('5'))
             {
+                // The client sees the replies so far before the pause.
+                if r.get_mut().push().await.is_err() {
+                    self.lost(session, ip);
+                    return End::Close;
+                }
                 tokio::time::sleep(self.error_sleep).await;
             }
             let result = match action {
-                Action::Reply(lines) => write_lines(&mut r, &lines).await,
+                Action::Reply(lines) => write_lines(r, &lines).await,
                 Action::Close(lines) => {
-                    let _ = write_lines(&mut r, &lines).await;
-                    return Next::Close;
+                    let _ = write_lines(r, &lines).await;
+                    return End::Close;
                 }
                 Action::StartTls(lines) => {
-                    if write_lines(&mut r, &lines).await.is_err() {
-                        return Next::Close;
+                    if write_lines(r, &lines).await.is_err() {
+                        return End::Close;
                     }
                     // Dropping the reader's buffer discards anything the
                     // client pipelined after STARTTLS.
-                    return Next::StartTls(r.into_inner());
+                    return End::StartTls;
                 }
                 Action::ReadData(lines) => {
-                    if write_lines(&mut r, &lines).await.is_err() {
-                        return Next::Close;
+                    if write_lines(r, &lines).await.is_err() {
+                        return End::Close;
                     }
                     // Boxed: only sessions in DATA carry the delivery state.
-                    match Box::pin(self.data(&mut r, session, ip)).await {
-                        Some(reply) => write_lines(&mut r, &[reply]).await,
-                        None => return Next::Close,
+                    match Box::pin(self.data(r, session, ip)).await {
+                        Some(reply) => write_lines(r, &[reply]).await,
+                        None => return End::Close,
                     }
                 }
             };
             if result.is_err() {
                 self.lost(session, ip);
-                return Next::Close;
+                return End::Close;
             }
         }
     }
@@ -481,6 +528,7 @@ async fn write_lines<S: AsyncRead + AsyncWrite + Unpin>(
         out.push_str(l);
         out.push_str("\r\n");
     }
+    // Queued in the session's flight; flush moves TLS records there too.
     r.get_mut().write_all(out.as_bytes()).await?;
     r.get_mut().flush().await
 }

@@ -15,6 +15,7 @@ mod mech_python;
 mod package;
 mod resources;
 mod smtpd_clients;
+mod tls_speed;
 mod trust;
 
 fn main() {
@@ -29,6 +30,7 @@ fn main() {
             package::tests(),
             resources::tests(),
             smtpd_clients::tests(),
+            tls_speed::tests(),
             trust::tests(),
         ]
         .into_iter()

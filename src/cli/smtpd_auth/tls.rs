@@ -1,13 +1,13 @@
 //! TLS for the SMTP listener: the configured certificate, or a
 //! self-signed one kept in the state directory.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::err_cf;
 use crate::authd::server;
 use crate::maincf::{self, MainCf};
+use crate::smtp::tickets::{self, Tickets};
 
 /// The parameters the TLS set-up is made from.
 pub(super) fn tls_inputs(cf: &MainCf) -> Result<Vec<String>, String> {
@@ -15,6 +15,7 @@ pub(super) fn tls_inputs(cf: &MainCf) -> Result<Vec<String>, String> {
         "smtpd_tls_security_level",
         "smtpd_tls_cert_file",
         "smtpd_tls_key_file",
+        "smtpd_tls_session_cache_timeout",
         "smtpd_auth_state_dir",
         "myhostname",
     ]
@@ -51,7 +52,33 @@ pub(super) fn tls_config(
         }
         None => self_signed(cf, hostname, log)?,
     };
-    Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+    Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(resumption(
+        cf, config,
+    )?))))
+}
+
+/// Session resumption by stateless tickets whose keys live in the state
+/// directory (see [`Tickets`]), reusable, so concurrent connections of one
+/// client resume from the same ticket; one fresh ticket after every
+/// handshake, resumed ones included, so a client that uses each ticket
+/// once resumes every time. `smtpd_tls_session_cache_timeout = 0`: none.
+fn resumption(
+    cf: &MainCf,
+    mut config: rustls::ServerConfig,
+) -> Result<rustls::ServerConfig, String> {
+    let lifetime = cf
+        .get_duration("smtpd_tls_session_cache_timeout")
+        .map_err(err_cf)?
+        .as_secs();
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    if lifetime == 0 {
+        config.send_tls13_tickets = 0;
+        return Ok(config);
+    }
+    let lifetime = u32::try_from(lifetime).unwrap_or(u32::MAX);
+    config.ticketer = Arc::new(Tickets::new(&tickets_dir(cf)?, lifetime)?);
+    config.send_tls13_tickets = 1;
+    Ok(config)
 }
 
 fn load_certs(path: &Path) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
@@ -67,13 +94,37 @@ fn server_config(
     certs: Vec<rustls_pki_types::CertificateDer<'static>>,
     key: rustls_pki_types::PrivateKeyDer<'static>,
 ) -> Result<rustls::ServerConfig, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(crate::smtp::random::provider());
     rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|x| x.to_string())?
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|x| format!("TLS certificate: {x}"))
+}
+
+/// Where the ticket keys live: apart from `tls/` (root's), as mail_owner
+/// rotates them once root is given up.
+fn tickets_dir(cf: &MainCf) -> Result<PathBuf, String> {
+    Ok(state_dir(cf)?.join("tickets"))
+}
+
+/// Hand the ticket keys to mail_owner (called as root, before root is
+/// given up): the process holds them in memory anyway, and must write
+/// the rotated ones. Nothing to do when TLS made none.
+pub(super) fn give_tickets(cf: &MainCf, owner: &nix::unistd::User) -> Result<(), String> {
+    let dir = tickets_dir(cf)?;
+    for p in [
+        dir.join("ticket-keys"),
+        dir.join("ticket-keys.lock"),
+        dir.clone(),
+    ] {
+        if p.symlink_metadata().is_ok() {
+            std::os::unix::fs::lchown(&p, Some(owner.uid.as_raw()), Some(owner.gid.as_raw()))
+                .map_err(|x| format!("{}: {x}", p.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// The state directory: `smtpd_auth_state_dir`, else /var/lib/smtpd-auth
@@ -106,26 +157,8 @@ fn self_signed(
 ) -> Result<rustls::ServerConfig, String> {
     use rustls_pki_types::PrivateKeyDer;
     use rustls_pki_types::pem::PemObject;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let dir = state_dir(cf)?.join("tls");
-    let at = |p: &Path| {
-        let p = p.display().to_string();
-        move |x: std::io::Error| format!("{p}: {x}")
-    };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .map_err(at(&dir))?;
-    let lock_path = dir.join("lock");
-    let lock = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&lock_path)
-        .map_err(at(&lock_path))?;
-    lock.lock().map_err(at(&lock_path))?;
+    let _lock = tickets::locked_dir(&dir, "lock")?;
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let load = || -> Result<rustls::ServerConfig, String> {
         let certs = load_certs(&cert)?;
@@ -142,28 +175,15 @@ fn self_signed(
             )),
         }
     }
-    let ck =
-        rcgen::generate_simple_self_signed(vec![hostname.to_string(), "localhost".to_string()])
-            .map_err(|x| x.to_string())?;
-    let write = |path: &Path, text: String, mode: u32| -> Result<(), String> {
-        let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
-        let _ = std::fs::remove_file(&tmp);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(at(&tmp))?;
-        f.write_all(text.as_bytes())
-            .and_then(|()| f.sync_all())
-            .map_err(at(&tmp))?;
-        std::fs::rename(&tmp, path).map_err(at(path))
-    };
-    write(&key, ck.signing_key.serialize_pem(), 0o600)?;
-    write(&cert, ck.cert.pem(), 0o644)?;
-    // The renames must reach the disk before the lock lets others read.
-    std::fs::File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .map_err(at(&dir))?;
+    // ECDSA P-256: a full handshake signs once, and an RSA-2048 signature
+    // costs several times as much CPU. Pairs made before (RSA) still load.
+    let made = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).and_then(|k| {
+        rcgen::CertificateParams::new(vec![hostname.to_string(), "localhost".to_string()])?
+            .self_signed(&k)
+            .map(|c| (c, k))
+    });
+    let (c, k) = made.map_err(|x| x.to_string())?;
+    tickets::write_whole(&key, k.serialize_pem().as_bytes(), 0o600)?;
+    tickets::write_whole(&cert, c.pem().as_bytes(), 0o644)?;
     load()
 }
