@@ -1,6 +1,6 @@
 //! The reader against files built here byte by byte, so every damage a test
 //! needs can be planted; real files from Berkeley DB's tools are in
-//! `tests/migrate.rs`.
+//! `tests/cli/migrate.rs`.
 
 use super::*;
 
