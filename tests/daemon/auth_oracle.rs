@@ -7,10 +7,11 @@
 //! abandoned on the Dovecot socket logged as failures. (Timing itself is
 //! measured by `benches/oracle.rs`, not asserted here.)
 use crate::common;
+use crate::common::daemon::free_port;
 use crate::common::*;
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -30,14 +31,6 @@ const SASL_MECHS: [&str; 6] = [
     "SCRAM-SHA-1",
     "SCRAM-SHA-256",
 ];
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
     let start = Instant::now();

@@ -2,6 +2,7 @@
 //! auth sockets in a directory others can write, self-signed certificates
 //! made by instances starting together, root given up before anyone is
 //! served, IPv6 clients limited per network.
+use crate::common::daemon::free_port;
 use crate::common::*;
 
 use std::io::{BufRead, BufReader, Read};
@@ -328,14 +329,6 @@ fn thread_uids(pid: u32) -> Vec<String> {
                 .map(str::to_string)
         })
         .collect()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Item: no client is served, neither on the SMTP listener nor on the

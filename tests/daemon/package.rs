@@ -18,6 +18,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::common;
+use crate::common::daemon::free_port;
 use crate::common::{Dovecot, Scratch, need};
 
 const SMTPD: &str = env!("CARGO_BIN_EXE_smtpd-auth");
@@ -296,14 +297,6 @@ fn service_exposure_is_below_two() {
 }
 
 // -------------------------------------------------------- socket activation
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The test's own NOTIFY_SOCKET, an abstract name (so the daemon reaches it
 /// after dropping root, as it reaches systemd's).

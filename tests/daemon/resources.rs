@@ -5,6 +5,7 @@
 //! deep in DATA, spool files private and removed), the session limit, and
 //! an exhausted descriptor table (no spinning; service resumes).
 use crate::common;
+use crate::common::daemon::free_port;
 use crate::common::*;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -30,14 +31,6 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Poll `ok` until it holds (a wait for an event, not a timing assertion).

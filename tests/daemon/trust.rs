@@ -6,6 +6,7 @@
 //! ownership whatever the spelling, and abandoned AUTH exchanges logged in
 //! the format the shipped fail2ban filter reads.
 use crate::common;
+use crate::common::daemon::free_port;
 use crate::common::*;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -81,14 +82,6 @@ impl Drop for Daemon {
     }
 }
 
-fn unused_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Users alice and bob of example.org, and Carol of realm Example.ORG
 /// (stored in mixed case); every password is "pw".
 fn scratch_with_users() -> Scratch {
@@ -144,7 +137,7 @@ impl Daemon {
     fn start(extra: &[&str]) -> Daemon {
         let s = scratch_with_users();
         let (relay_port, relayed) = relayhost();
-        let port = unused_port();
+        let port = free_port();
         let log = s.path("smtpd.log");
         let child = s
             .cmd(SMTPD_AUTH)
@@ -394,10 +387,10 @@ fn unknown_local_users_are_refused_unless_the_map_is_empty() {
 fn an_open_relay_configuration_does_not_start() {
     let s = scratch_with_users();
     let run = |extra: &[&str]| {
-        let port = unused_port();
+        let port = free_port();
         let mut child = s
             .cmd(SMTPD_AUTH)
-            .args(args(&s, unused_port(), port, extra))
+            .args(args(&s, free_port(), port, extra))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
