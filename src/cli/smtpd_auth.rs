@@ -68,11 +68,6 @@ pub fn command() -> Command {
         .after_long_help(params)
 }
 
-/// The TLS set-up (`tls.rs`) still words its errors as strings.
-fn err_cf(x: maincf::ConfigError) -> String {
-    x.to_string()
-}
-
 /// Run the daemon; returns the exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     let m = match command().try_get_matches_from(args) {

@@ -71,14 +71,32 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn at(p: &Path) -> impl Fn(std::io::Error) -> String + '_ {
-    move |x| format!("{}: {x}", p.display())
+/// Why the ticket keys, or another file of the state directory written
+/// through [`write_whole`], could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StateFileError {
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: not a keys file", .0.display())]
+    NotKeys(PathBuf),
+    #[error("ticket key: {0}")]
+    Key(String),
+}
+
+fn at(p: &Path) -> impl Fn(std::io::Error) -> StateFileError + '_ {
+    move |source| StateFileError::Io {
+        path: p.to_path_buf(),
+        source,
+    }
 }
 
 impl Tickets {
     /// Ticket keys in `dir` (made if missing, 0700), tickets valid for
     /// `lifetime` seconds (at most [`MAX_LIFETIME`]).
-    pub fn new(dir: &Path, lifetime: u32) -> Result<Tickets, String> {
+    pub fn new(dir: &Path, lifetime: u32) -> Result<Tickets, StateFileError> {
         let t = Tickets {
             dir: dir.to_path_buf(),
             lifetime: lifetime.clamp(1, MAX_LIFETIME),
@@ -95,13 +113,11 @@ impl Tickets {
 
     /// Under the lock: the keys on disk still in use, plus a new one when
     /// none is fresh enough to seal with (then written back).
-    fn sync(&self, now: u64) -> Result<Vec<Key>, String> {
+    fn sync(&self, now: u64) -> Result<Vec<Key>, StateFileError> {
         let _lock = locked_dir(&self.dir, "ticket-keys.lock")?;
         let file = self.file();
         let mut keys = match std::fs::read(&file) {
-            Ok(bytes) => {
-                parse(&bytes).ok_or_else(|| format!("{}: not a keys file", file.display()))?
-            }
+            Ok(bytes) => parse(&bytes).ok_or_else(|| StateFileError::NotKeys(file.clone()))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(at(&file)(e)),
         };
@@ -110,8 +126,9 @@ impl Tickets {
         // too long: dropped like an expired one.
         keys.retain(|k| k.created + 2 * lifetime > now && k.created <= now);
         if !keys.last().is_some_and(|k| self.seals(k, now)) {
-            let secret = crate::secret::random_bytes::<{ KEY_LEN }>().map_err(|e| e.to_string())?;
-            keys.push(Key::new(now, secret).ok_or("ticket key")?);
+            let secret = crate::secret::random_bytes::<{ KEY_LEN }>()
+                .map_err(|e| StateFileError::Key(e.to_string()))?;
+            keys.push(Key::new(now, secret).ok_or(StateFileError::Key("unusable".into()))?);
             write_whole(&file, &serialize(&keys), 0o600)?;
         }
         Ok(keys)
@@ -221,7 +238,7 @@ fn serialize(keys: &[Key]) -> Zeroizing<Vec<u8>> {
 
 /// `dir` (made 0700 if missing), and the lock `name` in it held until the
 /// file returned is dropped.
-pub(crate) fn locked_dir(dir: &Path, name: &str) -> Result<std::fs::File, String> {
+pub(crate) fn locked_dir(dir: &Path, name: &str) -> Result<std::fs::File, StateFileError> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -242,7 +259,7 @@ pub(crate) fn locked_dir(dir: &Path, name: &str) -> Result<std::fs::File, String
 
 /// Whole or not at all: a temporary file synced, renamed, the directory
 /// synced (so the rename is on disk before a lock lets others read).
-pub(crate) fn write_whole(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
+pub(crate) fn write_whole(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StateFileError> {
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
@@ -326,6 +343,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("ticket-keys"), b"garbage").unwrap();
         let e = Tickets::new(d.path(), 3600).unwrap_err();
-        assert!(e.contains("ticket-keys: not a keys file"), "{e}");
+        assert!(
+            e.to_string().contains("ticket-keys: not a keys file"),
+            "{e}"
+        );
     }
 }

@@ -32,9 +32,8 @@ pub enum Fatal {
     Sysd(#[from] SysdError),
     #[error(transparent)]
     RelayOpen(#[from] RelayOpen),
-    /// What the TLS set-up reports (its own module words it).
-    #[error("{0}")]
-    Tls(String),
+    #[error(transparent)]
+    Tls(#[from] super::tls::TlsError),
     #[error("{key}: {source}")]
     Net { key: String, source: NetError },
     #[error("{key}: unknown restriction {name:?}")]

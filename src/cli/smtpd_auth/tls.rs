@@ -4,13 +4,47 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::err_cf;
 use crate::authd::server;
-use crate::maincf::{self, MainCf};
-use crate::smtp::tickets::{self, Tickets};
+use crate::maincf::{ConfigError, MainCf};
+use crate::smtp::tickets::{self, StateFileError, Tickets};
+
+/// Why the TLS set-up failed; each names the file or parameter involved.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A certificate or key file that does not read as PEM; `what` names
+    /// the parameter it came from, when it came from one.
+    #[error("{what}{}: {source}", .path.display())]
+    Pem {
+        what: &'static str,
+        path: PathBuf,
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error(transparent)]
+    Rustls(rustls::Error),
+    #[error("TLS certificate: {0}")]
+    Certificate(rustls::Error),
+    #[error(transparent)]
+    StateFile(#[from] StateFileError),
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no state directory: set smtpd_auth_state_dir")]
+    NoStateDir,
+    #[error(transparent)]
+    SelfSigned(#[from] rcgen::Error),
+}
+
+fn pem(what: &'static str, path: &Path) -> impl FnOnce(rustls_pki_types::pem::Error) -> TlsError {
+    let path = path.to_path_buf();
+    move |source| TlsError::Pem { what, path, source }
+}
 
 /// The parameters the TLS set-up is made from.
-pub(super) fn tls_inputs(cf: &MainCf) -> Result<Vec<String>, String> {
+pub(super) fn tls_inputs(cf: &MainCf) -> Result<Vec<String>, TlsError> {
     [
         "smtpd_tls_security_level",
         "smtpd_tls_cert_file",
@@ -20,7 +54,7 @@ pub(super) fn tls_inputs(cf: &MainCf) -> Result<Vec<String>, String> {
         "myhostname",
     ]
     .iter()
-    .map(|k| cf.get(k).map_err(err_cf))
+    .map(|k| cf.get(k).map_err(TlsError::from))
     .collect()
 }
 
@@ -28,26 +62,23 @@ pub(super) fn tls_config(
     cf: &MainCf,
     hostname: &str,
     log: &server::LogFn,
-) -> Result<Option<tokio_rustls::TlsAcceptor>, String> {
+) -> Result<Option<tokio_rustls::TlsAcceptor>, TlsError> {
     use rustls_pki_types::PrivateKeyDer;
     use rustls_pki_types::pem::PemObject;
-    let e = |x: maincf::ConfigError| x.to_string();
     if cf
-        .get("smtpd_tls_security_level")
-        .map_err(e)?
+        .get("smtpd_tls_security_level")?
         .eq_ignore_ascii_case("none")
     {
         return Ok(None);
     }
-    let config = match cf.get_path("smtpd_tls_cert_file").map_err(e)? {
+    let config = match cf.get_path("smtpd_tls_cert_file")? {
         Some(cert) => {
             let key = cf
-                .get_path("smtpd_tls_key_file")
-                .map_err(e)?
+                .get_path("smtpd_tls_key_file")?
                 .unwrap_or_else(|| cert.clone());
-            let certs = load_certs(&cert).map_err(|x| format!("smtpd_tls_cert_file {x}"))?;
-            let key = PrivateKeyDer::from_pem_file(&key)
-                .map_err(|x| format!("smtpd_tls_key_file {}: {x}", key.display()))?;
+            let certs = load_certs("smtpd_tls_cert_file ", &cert)?;
+            let key =
+                PrivateKeyDer::from_pem_file(&key).map_err(pem("smtpd_tls_key_file ", &key))?;
             server_config(certs, key)?
         }
         None => self_signed(cf, hostname, log)?,
@@ -65,10 +96,9 @@ pub(super) fn tls_config(
 fn resumption(
     cf: &MainCf,
     mut config: rustls::ServerConfig,
-) -> Result<rustls::ServerConfig, String> {
+) -> Result<rustls::ServerConfig, TlsError> {
     let lifetime = cf
-        .get_duration("smtpd_tls_session_cache_timeout")
-        .map_err(err_cf)?
+        .get_duration("smtpd_tls_session_cache_timeout")?
         .as_secs();
     config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     if lifetime == 0 {
@@ -81,38 +111,41 @@ fn resumption(
     Ok(config)
 }
 
-fn load_certs(path: &Path) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
+fn load_certs(
+    what: &'static str,
+    path: &Path,
+) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, TlsError> {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
     CertificateDer::pem_file_iter(path)
         .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-        .map_err(|x| format!("{}: {x}", path.display()))
+        .map_err(pem(what, path))
 }
 
 /// A TLS server configuration; fails when the key does not match.
 fn server_config(
     certs: Vec<rustls_pki_types::CertificateDer<'static>>,
     key: rustls_pki_types::PrivateKeyDer<'static>,
-) -> Result<rustls::ServerConfig, String> {
+) -> Result<rustls::ServerConfig, TlsError> {
     let provider = Arc::new(crate::smtp::random::provider());
     rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|x| x.to_string())?
+        .map_err(TlsError::Rustls)?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|x| format!("TLS certificate: {x}"))
+        .map_err(TlsError::Certificate)
 }
 
 /// Where the ticket keys live: apart from `tls/` (root's), as mail_owner
 /// rotates them once root is given up.
-fn tickets_dir(cf: &MainCf) -> Result<PathBuf, String> {
+fn tickets_dir(cf: &MainCf) -> Result<PathBuf, TlsError> {
     Ok(state_dir(cf)?.join("tickets"))
 }
 
 /// Hand the ticket keys to mail_owner (called as root, before root is
 /// given up): the process holds them in memory anyway, and must write
 /// the rotated ones. Nothing to do when TLS made none.
-pub(super) fn give_tickets(cf: &MainCf, owner: &nix::unistd::User) -> Result<(), String> {
+pub(super) fn give_tickets(cf: &MainCf, owner: &nix::unistd::User) -> Result<(), TlsError> {
     let dir = tickets_dir(cf)?;
     for p in [
         dir.join("ticket-keys"),
@@ -121,7 +154,10 @@ pub(super) fn give_tickets(cf: &MainCf, owner: &nix::unistd::User) -> Result<(),
     ] {
         if p.symlink_metadata().is_ok() {
             std::os::unix::fs::lchown(&p, Some(owner.uid.as_raw()), Some(owner.gid.as_raw()))
-                .map_err(|x| format!("{}: {x}", p.display()))?;
+                .map_err(|source| TlsError::Io {
+                    path: p.clone(),
+                    source,
+                })?;
         }
     }
     Ok(())
@@ -129,8 +165,8 @@ pub(super) fn give_tickets(cf: &MainCf, owner: &nix::unistd::User) -> Result<(),
 
 /// The state directory: `smtpd_auth_state_dir`, else /var/lib/smtpd-auth
 /// for root, else `$XDG_STATE_HOME/smtpd-auth` (~/.local/state/smtpd-auth).
-pub(super) fn state_dir(cf: &MainCf) -> Result<PathBuf, String> {
-    if let Some(p) = cf.get_path("smtpd_auth_state_dir").map_err(err_cf)? {
+pub(super) fn state_dir(cf: &MainCf) -> Result<PathBuf, TlsError> {
+    if let Some(p) = cf.get_path("smtpd_auth_state_dir")? {
         return Ok(p);
     }
     if nix::unistd::geteuid().is_root() {
@@ -139,7 +175,7 @@ pub(super) fn state_dir(cf: &MainCf) -> Result<PathBuf, String> {
     let base = std::env::var_os("XDG_STATE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .ok_or("no state directory: set smtpd_auth_state_dir")?;
+        .ok_or(TlsError::NoStateDir)?;
     Ok(base.join("smtpd-auth"))
 }
 
@@ -154,16 +190,15 @@ fn self_signed(
     cf: &MainCf,
     hostname: &str,
     log: &server::LogFn,
-) -> Result<rustls::ServerConfig, String> {
+) -> Result<rustls::ServerConfig, TlsError> {
     use rustls_pki_types::PrivateKeyDer;
     use rustls_pki_types::pem::PemObject;
     let dir = state_dir(cf)?.join("tls");
     let _lock = tickets::locked_dir(&dir, "lock")?;
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let load = || -> Result<rustls::ServerConfig, String> {
-        let certs = load_certs(&cert)?;
-        let k =
-            PrivateKeyDer::from_pem_file(&key).map_err(|x| format!("{}: {x}", key.display()))?;
+    let load = || -> Result<rustls::ServerConfig, TlsError> {
+        let certs = load_certs("", &cert)?;
+        let k = PrivateKeyDer::from_pem_file(&key).map_err(pem("", &key))?;
         server_config(certs, k)
     };
     if cert.exists() || key.exists() {
@@ -182,7 +217,7 @@ fn self_signed(
             .self_signed(&k)
             .map(|c| (c, k))
     });
-    let (c, k) = made.map_err(|x| x.to_string())?;
+    let (c, k) = made?;
     tickets::write_whole(&key, k.serialize_pem().as_bytes(), 0o600)?;
     tickets::write_whole(&cert, c.pem().as_bytes(), 0o644)?;
     load()
