@@ -63,6 +63,9 @@ fn create(dir: &Path, path: &Path) -> Result<(), SecretError> {
         .and_then(|mut f| f.write_all(&key[..]).and_then(|()| f.sync_all()));
     let linked = written.and_then(|()| std::fs::hard_link(&tmp, path));
     let _ = std::fs::remove_file(&tmp);
+    // The link must reach the disk before the key is used: a key lost in a
+    // crash would change every derived salt, the very tell this file hides.
+    let linked = linked.and_then(|()| std::fs::File::open(dir)?.sync_all());
     match linked {
         // Another process made it first: use theirs.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
