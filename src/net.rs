@@ -60,7 +60,8 @@ impl Cidr {
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.net, ip) {
+        // An IPv4 client on an IPv6 socket arrives as ::ffff:a.b.c.d.
+        match (self.net, ip.to_canonical()) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
                 let mask = u32::MAX.checked_shl(32 - u32::from(self.bits)).unwrap_or(0);
                 u32::from(n) & mask == u32::from(a) & mask
@@ -255,6 +256,10 @@ mod tests {
 
     #[test]
     fn cidrs() {
+        // IPv4 clients on an IPv6 socket match IPv4 ranges.
+        let lo = Cidr::parse("127.0.0.0/8").unwrap();
+        assert!(lo.contains("::ffff:127.0.0.2".parse().unwrap()));
+        assert!(!lo.contains("::ffff:10.0.0.1".parse().unwrap()));
         let c = Cidr::parse("10.1.0.0/16").unwrap();
         assert!(c.contains("10.1.200.3".parse().unwrap()));
         assert!(!c.contains("10.2.0.1".parse().unwrap()));

@@ -141,11 +141,6 @@ impl Policy {
 
     /// The one "is this client in mynetworks" test.
     pub fn trusted(&self, client: IpAddr) -> bool {
-        // An IPv4 client on an IPv6 socket arrives as ::ffff:a.b.c.d.
-        let client = match client {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(client, IpAddr::V4),
-            v4 => v4,
-        };
         self.mynetworks.iter().any(|c| c.contains(client))
     }
 
