@@ -218,6 +218,11 @@ pub fn parse(line: &[u8]) -> Result<Command, Error> {
     };
     match verb.to_ascii_uppercase().as_str() {
         "HELO" | "EHLO" if rest.is_empty() => Err(err(501, "5.5.4", "Syntax: EHLO hostname")),
+        // The name goes into our Received header for the next hop: one
+        // printable ASCII word, nothing that could read as more header.
+        "HELO" | "EHLO" if !rest.bytes().all(|b| b.is_ascii_graphic()) => {
+            Err(err(501, "5.5.2", "Syntax: EHLO hostname"))
+        }
         "HELO" => Ok(Command::Helo(rest.to_string())),
         "EHLO" => Ok(Command::Ehlo(rest.to_string())),
         "MAIL" => {
@@ -309,6 +314,14 @@ mod tests {
             Ok(Command::Ehlo("client.example".into()))
         );
         assert_eq!(parse(b"ehlo x"), Ok(Command::Ehlo("x".into())));
+        // The HELO name reaches the next hop in our Received header.
+        for bad in [
+            &b"EHLO a (unknown [192.0.2.1])"[..],
+            b"HELO a\tb",
+            "EHLO caf\u{e9}".as_bytes(),
+        ] {
+            assert_eq!(parse(bad).map_err(|e| e.code), Err(501), "{bad:?}");
+        }
         assert_eq!(parse(b"EHLO").unwrap_err().code, 501);
         assert_eq!(
             parse(b"MAIL FROM:<Alice@Example.ORG> SIZE=1000 BODY=8BITMIME"),

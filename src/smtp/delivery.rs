@@ -29,7 +29,7 @@ impl DeliveryError {
 
 /// A local part safe as one path component.
 fn mailbox_dir(base: &Path, rcpt: &Address) -> Result<PathBuf, DeliveryError> {
-    let local = rcpt.local.trim_matches('"').to_ascii_lowercase();
+    let local = rcpt.dequoted_local().to_ascii_lowercase();
     let ok = |s: &str| !s.is_empty() && !s.starts_with('.') && !s.contains(['/', '\0', '\\']);
     if !ok(&local) || !ok(&rcpt.domain) {
         return Err(DeliveryError::Permanent(format!(
