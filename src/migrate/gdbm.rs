@@ -208,11 +208,26 @@ impl<P: Pages + ?Sized> GdbmFile<P> {
         let mut seen = std::collections::HashSet::new();
         let mut bucket = vec![0u8; self.bucket_size];
         let mut item = Vec::new();
+        // In a sound file buckets and records never share bytes, so all
+        // reads together stay within the file's size; a crafted file whose
+        // buckets overlap and point at one record again and again would
+        // otherwise be read for practically ever.
+        let mut budget = self.size.saturating_mul(2);
+        let mut spend = |n: usize| -> Result<(), MigrateError> {
+            budget = budget.checked_sub(n as u64).ok_or_else(|| {
+                bad(
+                    &self.path,
+                    "damaged: buckets and records overlap (more read than the file holds)",
+                )
+            })?;
+            Ok(())
+        };
         for i in 0..self.dir_entries {
             let at = read_off(o, l, &dir, i * l.off);
             if !seen.insert(at) {
                 continue; // neighbouring entries share a bucket
             }
+            spend(bucket.len())?;
             self.read(&mut bucket, at, "a bucket")?;
             let count = o.u32(&bucket, l.bucket[0]) as usize;
             if count > self.bucket_elems {
@@ -246,6 +261,7 @@ impl<P: Pages + ?Sized> GdbmFile<P> {
                         ),
                     ));
                 }
+                spend(total)?;
                 item.resize(total, 0);
                 self.read(&mut item, ptr, "a record")?;
                 let (k, v) = item.split_at(key_size);

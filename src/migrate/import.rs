@@ -228,11 +228,14 @@ pub fn import(
     let outcome = copy(source, target, opts, records, bytes, progress, &mut report);
     if outcome.is_err() {
         // Leave nothing behind that was not there before.
+        // The lock file only with a store this import made: a process that
+        // opened an existing store meanwhile holds the lock file open, and
+        // removing it would split its readers from the next process's.
         if !existed {
             let _ = fs::remove_file(target);
-        }
-        if !lock_existed {
-            let _ = fs::remove_file(&lock);
+            if !lock_existed {
+                let _ = fs::remove_file(&lock);
+            }
         }
     }
     outcome.map(|()| report)
