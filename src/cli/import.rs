@@ -155,12 +155,12 @@ fn print_report(prog: &str, source: &Path, target: &Path, dry: bool, r: &ImportR
         r.unchanged
     );
     if r.map_grew() {
-        let grew = if dry { "would grow" } else { "grew" };
-        out.push_str(&format!(
-            "{prog}: the store's map {grew} from {} to {} bytes (address space, not disk): programs that keep {} open with Cyrus SASL's LMDB backend (Postfix smtpd, Cyrus IMAP) fail their next lookup; restart them (postfix reload)\n",
+        out.push_str(&super::map_growth_note(
+            prog,
+            target,
             r.map_before,
             r.map_after,
-            target.display()
+            dry,
         ));
     }
     let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());

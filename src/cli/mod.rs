@@ -64,6 +64,23 @@ pub fn prog_name(argv0: Option<&OsStr>, fallback: &str) -> String {
 
 /// Write to stderr, ignoring failure: a closed stderr must not turn an
 /// error report into a panic.
+/// What to say after a store's map grew (or would grow, in a dry run):
+/// LMDB's `MDB_MAP_RESIZED` reaches every process that keeps the store open
+/// with the old map, and Cyrus's LMDB backend then crashes.
+pub fn map_growth_note(
+    prog: &str,
+    path: &std::path::Path,
+    from: usize,
+    to: usize,
+    dry: bool,
+) -> String {
+    let grew = if dry { "would grow" } else { "grew" };
+    format!(
+        "{prog}: the map of {} {grew} from {from} to {to} bytes (address space, not disk): programs that keep it open with Cyrus SASL's LMDB backend (Postfix smtpd, Cyrus IMAP) fail their next lookup; restart them (postfix reload)\n",
+        path.display()
+    )
+}
+
 pub fn stderr(text: &str) {
     let _ = io::stderr().write_all(text.as_bytes());
 }

@@ -10,11 +10,11 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use super::{Format, MigrateError, Result, for_each_record};
 use crate::store::{self, MAX_KEY_LEN, OpenOptions, Store, StoreError};
+use crate::sys::same_file;
 
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {
@@ -47,33 +47,6 @@ impl ImportReport {
     pub fn map_grew(&self) -> bool {
         !self.created && self.map_after > self.map_before
     }
-}
-
-/// The least address space an import maps: 1 GiB. Address space, not disk:
-/// LMDB's file only grows with its data.
-pub const MIN_IMPORT_MAP: usize = 1 << 30;
-
-/// The map an import needs, given the store's current map (0 when new), its
-/// file size and the bytes coming in. A consumer that has the store open
-/// (Postfix's smtpd, Cyrus IMAP) fails when a writer grows the map under it
-/// (`MDB_MAP_RESIZED`; Cyrus's LMDB backend then crashes), so the map only
-/// changes when it must, and then in one large step that leaves room for
-/// many more imports and batches: at least [`MIN_IMPORT_MAP`], twice what
-/// is needed, a power of two.
-pub fn planned_map(current: usize, file_len: u64, incoming: usize) -> usize {
-    // B-tree pages run half full after random inserts, and a transaction
-    // needs room to copy the pages it touches.
-    let need = usize::try_from(file_len)
-        .unwrap_or(usize::MAX)
-        .saturating_add(incoming.saturating_mul(4));
-    if current > 0 && need <= current / 2 {
-        return current;
-    }
-    need.saturating_mul(2)
-        .max(MIN_IMPORT_MAP)
-        .checked_next_power_of_two()
-        .unwrap_or(store::MAX_MAP_SIZE)
-        .clamp(current, store::MAX_MAP_SIZE.max(current))
 }
 
 /// How many conflicting accounts a message names.
@@ -143,17 +116,6 @@ fn account_name(key: &[u8]) -> String {
     }
 }
 
-fn file_len(path: &Path) -> u64 {
-    fs::metadata(path).map(|m| m.len()).unwrap_or(0)
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (fs::metadata(a), fs::metadata(b)) {
-        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
-        _ => false,
-    }
-}
-
 /// First pass: check the whole source and count its records and bytes.
 fn survey(source: &Path) -> Result<(Format, usize, usize)> {
     let mut records = 0usize;
@@ -204,7 +166,7 @@ pub fn import(
         if existed {
             let store = Store::open_read(target, &opts.open)?;
             report.map_before = store.map_size();
-            report.map_after = planned_map(report.map_before, file_len(target), bytes);
+            report.map_after = store.map_needed(bytes)?;
             store.read(|view| {
                 let r = for_each_record(source, |k, v| {
                     tally.classify(k, view.get_raw(k)?, v, opts.replace);
@@ -253,12 +215,9 @@ fn copy(
     if !report.created {
         report.map_before = Store::open_read(target, &opts.open)?.map_size();
     }
-    let planned = planned_map(report.map_before, file_len(target), bytes);
-    let open = OpenOptions {
-        map_size: Some(opts.open.map_size.unwrap_or(0).max(planned)),
-        max_readers: opts.open.max_readers,
-    };
-    let store = Store::open_write(target, &open)?;
+    // The map grows (in one large step, see `store::GENEROUS_MAP`) only
+    // when the data needs it; a new store starts generous anyway.
+    let store = Store::open_write(target, &opts.open)?;
     store.reserve(bytes)?;
     let mut failed: Option<MigrateError> = None;
     let tally = store.write(|view| {
@@ -293,7 +252,13 @@ fn copy(
     report.added = tally.added;
     report.unchanged = tally.unchanged;
     report.replaced = tally.replaced;
-    report.map_after = store.map_size();
+    // An import that wrote nothing committed nothing: the recorded map is
+    // what it was, whatever this process mapped.
+    report.map_after = if tally.added + tally.replaced > 0 {
+        store.map_size()
+    } else {
+        report.map_before
+    };
     Ok(())
 }
 
@@ -318,22 +283,6 @@ mod tests {
         assert!(msg.contains("user00@realm, user01@realm"), "{msg}");
         assert!(!msg.contains("user10@realm"), "{msg}");
         assert!(msg.contains("nothing was written"), "{msg}");
-    }
-
-    #[test]
-    fn maps_grow_once_in_large_steps() {
-        // A new store starts generous.
-        assert_eq!(planned_map(0, 0, 100), MIN_IMPORT_MAP);
-        // A small import into a store with room: no growth at all.
-        assert_eq!(planned_map(1 << 20, 64 << 10, 1000), 1 << 20);
-        // A big one: one step, a power of two, well ahead of the need.
-        let m = planned_map(1 << 20, 64 << 10, 400 << 20);
-        assert!(m.is_power_of_two() && m >= 2 * (1600 << 20), "{m}");
-        // Then the next import of the same size fits without growth.
-        assert_eq!(planned_map(m, 800 << 20, 100 << 20), m);
-        // Never beyond the store's limit, never smaller than the map is.
-        assert_eq!(planned_map(0, u64::MAX, usize::MAX), store::MAX_MAP_SIZE);
-        assert_eq!(planned_map(1 << 41, 1 << 40, 1 << 40), 1 << 41);
     }
 
     #[test]
@@ -365,7 +314,7 @@ mod tests {
             .and_then(|s| s.read(|v| v.raw_entries()))
             .expect("read");
         assert_eq!(got, want);
-        assert!(copy.map_size() >= MIN_IMPORT_MAP);
+        assert!(copy.map_size() >= store::GENEROUS_MAP);
     }
 
     #[test]

@@ -12,10 +12,11 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 use crate::store::{OpenOptions, Store, StoreError};
+pub use crate::sys::same_file;
 
 /// What a publication changed in the copy.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +24,9 @@ pub struct Published {
     pub added: usize,
     pub changed: usize,
     pub removed: usize,
+    /// The copy's map grew from, to (bytes): Postfix's smtpd processes that
+    /// have it open fail their next lookup until restarted.
+    pub map_grew: Option<(usize, usize)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,14 +39,6 @@ pub enum PublishError {
     HardLink { dest: String, src: String },
     #[error("{path}: {}", crate::sys::strerror(.err))]
     Io { path: String, err: io::Error },
-}
-
-/// Are two paths the same file?
-pub fn same_file(a: &Path, b: &Path) -> bool {
-    match (fs::metadata(a), fs::metadata(b)) {
-        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
-        _ => false,
-    }
 }
 
 /// Make `dest` hold exactly what `source` holds, in one transaction.
@@ -103,5 +99,9 @@ pub fn publish(source: &Store, dest: &Path, opts: &OpenOptions) -> Result<Publis
         }
         Ok(stats)
     })?;
-    Ok(stats)
+    let changed = stats.added + stats.changed + stats.removed > 0;
+    Ok(Published {
+        map_grew: copy.map_growth().filter(|_| changed),
+        ..stats
+    })
 }

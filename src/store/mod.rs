@@ -26,6 +26,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lmdb::{Cursor, Database, Environment, EnvironmentFlags, Transaction, WriteFlags};
 
@@ -43,6 +44,15 @@ pub const CREATE_MODE: u32 = 0o660;
 /// The map never grows past this: 1 TiB of address space, far beyond any
 /// user table, but a bound so a runaway writer cannot map without limit.
 pub const MAX_MAP_SIZE: usize = 1 << 40;
+
+/// The map a new store records, and the least a growing one jumps to: 1 GiB
+/// of address space (not disk: LMDB's file only grows with its data), room
+/// for millions of accounts. A process that keeps the store open with a
+/// smaller map (Cyrus's LMDB backend in Postfix's smtpd or Cyrus IMAP) fails
+/// with `MDB_MAP_RESIZED` once the map grows under it, and Cyrus then
+/// crashes; so the map starts large and, when it must grow, grows once in a
+/// large step rather than doubling from LMDB's 1 MiB default.
+pub const GENEROUS_MAP: usize = 1 << 30;
 
 /// How often a transaction start re-adopts a map another process grew
 /// before giving up. Growth only goes up and stops once every writer has
@@ -75,6 +85,8 @@ pub struct Store {
     /// LMDB forbids resizing the map while this process has a transaction
     /// open: transactions hold this shared, a resize holds it exclusively.
     resize: RwLock<()>,
+    /// The map size before this process first grew it (0: never grew it).
+    grown_from: AtomicUsize,
 }
 
 impl fmt::Debug for Store {
@@ -91,6 +103,22 @@ pub fn lock_path(path: &Path) -> PathBuf {
     let mut p = path.as_os_str().to_os_string();
     p.push("-lock");
     PathBuf::from(p)
+}
+
+/// What a map of `current` bytes grows to when `needed` bytes must fit: in
+/// one large step (see [`GENEROUS_MAP`]), at least double, page-aligned,
+/// never past [`MAX_MAP_SIZE`].
+fn grown_map(current: usize, needed: usize, page: usize) -> usize {
+    let page = page.max(1);
+    let wanted = current
+        .saturating_mul(2)
+        .max(needed)
+        .clamp(GENEROUS_MAP, MAX_MAP_SIZE);
+    wanted
+        .div_ceil(page)
+        .saturating_mul(page)
+        .min(MAX_MAP_SIZE)
+        .max(current)
 }
 
 /// What is at the path before we open it.
@@ -169,18 +197,20 @@ impl Store {
                 env: None,
                 writable: false,
                 resize: RwLock::new(()),
+                grown_from: AtomicUsize::new(0),
             }),
-            Existing::Lmdb => Self::open_env(path, opts, false),
+            Existing::Lmdb => Self::open_env(path, opts, false, false),
         }
     }
 
     /// Open for writing, creating the store (`0660 & ~umask`) if missing. A
     /// 0-byte file is adopted as a new store, as Cyrus does.
     pub fn open_write(path: &Path, opts: &OpenOptions) -> Result<Store> {
-        let existed = !matches!(inspect(path)?, Existing::Missing);
+        let existing = inspect(path)?;
+        let existed = !matches!(existing, Existing::Missing);
         let lock = lock_path(path);
         let lock_existed = lock.exists();
-        let r = Self::open_env(path, opts, true);
+        let r = Self::open_env(path, opts, true, !matches!(existing, Existing::Lmdb));
         if r.is_err() {
             // Leave nothing behind that was not there before.
             if !lock_existed {
@@ -197,15 +227,21 @@ impl Store {
         r
     }
 
-    fn open_env(path: &Path, opts: &OpenOptions, writable: bool) -> Result<Store> {
+    /// `new`: the store is being created, so its first map is recorded now.
+    fn open_env(path: &Path, opts: &OpenOptions, writable: bool, new: bool) -> Result<Store> {
         let mut builder = Environment::new();
         let mut flags = EnvironmentFlags::NO_SUB_DIR;
         if !writable {
             flags |= EnvironmentFlags::READ_ONLY;
         }
         builder.set_flags(flags);
-        if let Some(size) = opts.map_size {
-            builder.set_map_size(size);
+        // A new store records the admin's `sasldb_mapsize` or a generous
+        // map. An existing one keeps the map it records and only grows: a
+        // map set before opening would replace the recorded one (LMDB takes
+        // it as long as the data fits), shrinking it, and a consumer that
+        // opens in between would meet the next growth.
+        if new {
+            builder.set_map_size(opts.map_size.unwrap_or(GENEROUS_MAP));
         }
         if let Some(n) = opts.max_readers {
             builder.set_max_readers(n);
@@ -225,11 +261,19 @@ impl Store {
                 other => break other.map_err(|e| StoreError::lmdb(path, e))?,
             }
         };
+        if !new
+            && let Some(size) = opts.map_size
+            && env.info().is_ok_and(|i| i.map_size() < size)
+        {
+            env.set_map_size(size)
+                .map_err(|e| StoreError::lmdb(path, e))?;
+        }
         Ok(Store {
             path: path.to_path_buf(),
             env: Some((env, db)),
             writable,
             resize: RwLock::new(()),
+            grown_from: AtomicUsize::new(0),
         })
     }
 
@@ -290,37 +334,72 @@ impl Store {
             .map_err(|e| StoreError::lmdb(&self.path, e))
     }
 
+    /// Grow the map by at least `hint` bytes (a full map: `hint` 0).
     fn grow(&self, hint: usize) -> Result<()> {
         let Some((env, _)) = &self.env else {
             return Ok(());
         };
         let _excl = self.resize.write().unwrap_or_else(|p| p.into_inner());
         let info = env.info().map_err(|e| StoreError::lmdb(&self.path, e))?;
-        let page = env.stat().map(|s| s.page_size() as usize).unwrap_or(4096);
         let current = info.map_size();
-        let wanted = current.saturating_mul(2).max(current.saturating_add(hint));
-        let wanted = wanted.div_ceil(page) * page;
         if current >= MAX_MAP_SIZE {
             return Err(StoreError::MapLimit(self.path.clone()));
         }
-        env.set_map_size(wanted.min(MAX_MAP_SIZE))
-            .map_err(|e| StoreError::lmdb(&self.path, e))
+        let wanted = grown_map(current, current.saturating_add(hint), self.page_size());
+        env.set_map_size(wanted)
+            .map_err(|e| StoreError::lmdb(&self.path, e))?;
+        let _ = self
+            .grown_from
+            .compare_exchange(0, current, Ordering::SeqCst, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn page_size(&self) -> usize {
+        self.env
+            .as_ref()
+            .and_then(|(env, _)| env.stat().ok())
+            .map_or(4096, |s| s.page_size() as usize)
+    }
+
+    /// `(before, now)` when this process grew the map: processes that keep
+    /// the store open with a smaller map (Postfix's smtpd, Cyrus IMAP) fail
+    /// their next lookup once the grown map is committed, and must be
+    /// restarted, which the caller should say.
+    pub fn map_growth(&self) -> Option<(usize, usize)> {
+        match self.grown_from.load(Ordering::SeqCst) {
+            0 => None,
+            from => Some((from, self.map_size())),
+        }
+    }
+
+    /// The map a write of about `bytes` new data needs: the current one when
+    /// it has room, else what [`Store::reserve`] grows it to. Works on a
+    /// read-only open too, so a dry run can say what a write would do.
+    pub fn map_needed(&self, bytes: usize) -> Result<usize> {
+        let Some((env, _)) = &self.env else {
+            return Ok(GENEROUS_MAP);
+        };
+        let info = env.info().map_err(|e| StoreError::lmdb(&self.path, e))?;
+        let page = self.page_size();
+        let used = (info.last_pgno() + 1).saturating_mul(page);
+        // B-tree pages run half full after random inserts, and LMDB needs
+        // room for copy-on-write of the pages a transaction touches.
+        let needed = used.saturating_add(bytes.saturating_mul(3));
+        let current = info.map_size();
+        Ok(if needed <= current {
+            current
+        } else {
+            grown_map(current, needed, page)
+        })
     }
 
     /// Make room for about `bytes` of new data before a large write, so a big
     /// batch does not have to be replayed once per doubling of the map.
     pub fn reserve(&self, bytes: usize) -> Result<()> {
-        let Some((env, _)) = &self.env else {
-            return Ok(());
-        };
-        let info = env.info().map_err(|e| StoreError::lmdb(&self.path, e))?;
-        let page = env.stat().map(|s| s.page_size() as usize).unwrap_or(4096);
-        let used = (info.last_pgno() + 1) * page;
-        // B-tree pages run half full after random inserts, and LMDB needs
-        // room for copy-on-write of the pages a transaction touches.
-        let needed = used.saturating_add(bytes.saturating_mul(3));
-        if needed > info.map_size() {
-            self.grow(needed - info.map_size())?;
+        let current = self.map_size();
+        let needed = self.map_needed(bytes)?;
+        if needed > current {
+            self.grow(needed - current)?;
         }
         Ok(())
     }
@@ -611,5 +690,58 @@ impl WriteView<'_> {
             Err(lmdb::Error::NotFound) => Ok(false),
             Err(e) => Err(StoreError::lmdb(self.path, e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_grow_once_in_large_steps() {
+        // LMDB's 1 MiB default jumps straight to the generous map.
+        assert_eq!(grown_map(1 << 20, (1 << 20) + 4096, 4096), GENEROUS_MAP);
+        // Past it: at least double, and at least what is needed.
+        assert_eq!(
+            grown_map(GENEROUS_MAP, GENEROUS_MAP + 1, 4096),
+            2 * GENEROUS_MAP
+        );
+        assert_eq!(
+            grown_map(GENEROUS_MAP, 3 * GENEROUS_MAP + 1, 4096),
+            3 * GENEROUS_MAP + 4096
+        );
+        // Never beyond the limit, never smaller than the map is.
+        assert_eq!(grown_map(1 << 39, usize::MAX, 4096), MAX_MAP_SIZE);
+        assert_eq!(grown_map(1 << 41, 1 << 41, 4096), 1 << 41);
+    }
+
+    #[test]
+    fn a_new_store_records_a_generous_map_and_an_old_one_keeps_its_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let new = dir.path().join("new");
+        let s = Store::open_write(&new, &OpenOptions::default()).expect("open");
+        s.write(|w| w.put_raw(b"a\0r\0userPassword", b"pw"))
+            .expect("write");
+        assert_eq!(s.map_size(), GENEROUS_MAP);
+        assert_eq!(s.map_growth(), None);
+        drop(s);
+        // A smaller configured map neither shrinks it...
+        let small = OpenOptions {
+            map_size: Some(1 << 20),
+            max_readers: None,
+        };
+        let s = Store::open_write(&new, &small).expect("open");
+        assert_eq!(s.map_size(), GENEROUS_MAP);
+        drop(s);
+        // A new store gets the configured map when there is one.
+        let old = dir.path().join("old");
+        let s = Store::open_write(&old, &small).expect("open");
+        s.write(|w| w.put_raw(b"a\0r\0userPassword", b"pw"))
+            .expect("write");
+        assert_eq!(s.map_size(), 1 << 20);
+        // Room for 10 MiB more: one step to the generous map, reported.
+        s.reserve(10 << 20).expect("reserve");
+        assert_eq!(s.map_growth(), Some((1 << 20, GENEROUS_MAP)));
+        assert_eq!(s.map_needed(10 << 20).expect("needed"), GENEROUS_MAP);
     }
 }

@@ -719,8 +719,9 @@ fn a_consumer_open_across_a_million_record_import_keeps_working() {
     assert!(!stdout(&o).contains("map grew"), "{}", stdout(&o));
     assert_eq!(read_again(&mut child, &mut out).trim(), "count 1000001");
 
-    // A store Cyrus's way (1 MiB map, made by saslpasswd): the import must
-    // grow it, and says so, because an open consumer now fails.
+    // A store Cyrus's way (LMDB's 1 MiB map): the import must grow it, and
+    // says so, because an open consumer now fails.
+    s.conf("saslpasswd", "sasldb_mapsize: 1024\n");
     let small = s.path("small");
     let o = s.run(
         SASLPASSWD,
@@ -728,22 +729,44 @@ fn a_consumer_open_across_a_million_record_import_keeps_working() {
         Some(b"pw"),
     );
     assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::remove_file(s.conf_dir().join("saslpasswd.conf")).expect("conf");
     let (mut child, mut out, ready) = consumer(&small);
     assert!(ready.starts_with("ready 1048576 count 1"), "{ready}");
     let o = import(&s, &big, &small, &["--dry-run"]);
     assert!(
-        stdout(&o).contains("map would grow from 1048576"),
+        stdout(&o).contains("would grow from 1048576 to 1073741824"),
         "{}",
         stdout(&o)
     );
     let o = import(&s, &big, &small, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(
-        stdout(&o).contains("map grew from 1048576 to") && stdout(&o).contains("restart them"),
+        stdout(&o).contains("grew from 1048576 to 1073741824 bytes")
+            && stdout(&o).contains("restart them"),
+        "{}",
+        stdout(&o)
+    );
+    // The doctor names the consumer that still maps 1 MiB.
+    let o = s.run(
+        SASLPASSWD,
+        &["--doctor", "--no-postfix", "-f", p(&small)],
+        None,
+    );
+    let pid = child.id().to_string();
+    assert!(
+        stdout(&o).contains("store.map")
+            && stdout(&o).contains(&format!("{pid} (python3) maps 1048576 bytes")),
         "{}",
         stdout(&o)
     );
     assert_eq!(read_again(&mut child, &mut out).trim(), "resized");
+    // Once it is gone, the doctor has nothing to say about maps.
+    let o = s.run(
+        SASLPASSWD,
+        &["--doctor", "--no-postfix", "-f", p(&small)],
+        None,
+    );
+    assert!(!stdout(&o).contains("store.map"), "{}", stdout(&o));
 }
 
 fn databases_of_other_programs_are_refused() {

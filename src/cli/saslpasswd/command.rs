@@ -86,8 +86,9 @@ PostgreSQL:
 
 Doctor:
   --doctor checks the store (exists, opens, owner and modes, and that Postfix's mail_owner really
-  opens it: the check runs as that user), the copy in Postfix's chroot (present, same content, not
-  a hard link, lock file group-writable), the SASL config Postfix's libsasl reads
+  opens it: the check runs as that user; processes that map it with less than the map it records,
+  which fail their next lookup), the copy in Postfix's chroot (present, same content, not a hard
+  link, lock file group-writable, the same map check), the SASL config Postfix's libsasl reads
   (<config_dir>/sasl/<smtpd_sasl_path>.conf first; pwcheck_method, auxprop_plugin, mech_list against
   smtpd_sasl_security_options, CRAM-MD5/DIGEST-MD5 without userPassword), the realm Postfix looks
   up, main.cf (smtpd_sasl_auth_enable, permit_sasl_authenticated before reject_unauth_destination,

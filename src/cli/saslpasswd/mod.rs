@@ -14,7 +14,7 @@ use failure::Failure;
 
 use super::getopt::{Event, Getopt};
 use super::progress::Progress;
-use super::{exit, isatty, password, stderr};
+use super::{exit, isatty, map_growth_note, password, stderr};
 use crate::admin::{self, AdminError, CheckResult, Op, Summary};
 use crate::host;
 use crate::postfix::doctor;
@@ -321,10 +321,18 @@ impl Tool {
     /// integration). The change itself is committed either way; a failure
     /// here is reported and makes the exit status 1.
     fn after_write(&self, store: &Store) -> Result<(), Failure> {
+        if let Some((from, to)) = store.map_growth() {
+            stderr(&map_growth_note(&self.prog, &self.path, from, to, false));
+        }
         let Some(d) = &self.deploy else {
             return Ok(());
         };
         let r = d.after_write(store).map_err(Failure::NotDeployed)?;
+        if let Some((copy, p)) = &r.published
+            && let Some((from, to)) = p.map_grew
+        {
+            stderr(&map_growth_note(&self.prog, copy, from, to, false));
+        }
         if isatty(2)
             && let Some((copy, p)) = &r.published
         {

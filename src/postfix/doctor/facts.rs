@@ -41,6 +41,17 @@ pub struct StoreFacts {
     /// A sasldb of another libsasl build (Berkeley DB hash, GDBM): what
     /// [`crate::migrate::detect`] counted in it, or why it could not.
     pub foreign: Option<Foreign>,
+    pub maps: MapUsers,
+}
+
+/// Processes that map a store with less than the map it records: a writer
+/// grew the map under them, and their next lookup fails (`MDB_MAP_RESIZED`,
+/// after which Cyrus's LMDB backend crashes).
+#[derive(Debug, Default)]
+pub struct MapUsers {
+    /// The map the store records, in bytes (0: unknown).
+    pub map_size: usize,
+    pub short: Vec<crate::sys::Mapping>,
 }
 
 /// A store in an old format, to be imported.
@@ -141,6 +152,7 @@ pub struct CopyFacts {
     pub hard_link: bool,
     pub content: Result<Entries, StoreError>,
     pub probe: Option<Probe>,
+    pub maps: MapUsers,
 }
 
 /// What is at a Dovecot-protocol socket path.

@@ -8,7 +8,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use super::facts::{
-    CopyFacts, DbFormat, Entries, Facts, FileFacts, Foreign, Kind, LibsaslFacts, PARAMS,
+    CopyFacts, DbFormat, Entries, Facts, FileFacts, Foreign, Kind, LibsaslFacts, MapUsers, PARAMS,
     PostfixFacts, PostfixState, SaslFacts, Service, SocketState, StoreFacts,
 };
 use super::probe;
@@ -58,6 +58,20 @@ fn read_content(path: &Path, opts: &OpenOptions) -> Result<Entries, StoreError> 
     Store::open_read(path, opts).and_then(|s| s.read(|v| v.raw_entries()))
 }
 
+/// Who maps the store at `path` with less than its recorded map.
+fn map_users(path: &Path) -> MapUsers {
+    // Default options: the map the file records, not an admin's setting.
+    let map_size = Store::open_read(path, &OpenOptions::default()).map_or(0, |s| s.map_size());
+    if map_size == 0 {
+        return MapUsers::default();
+    }
+    let short = crate::sys::mappings_of(path)
+        .into_iter()
+        .filter(|m| m.bytes < map_size as u64)
+        .collect();
+    MapUsers { map_size, short }
+}
+
 fn gather_store(path: &Path, opts: &OpenOptions) -> StoreFacts {
     let data = file_facts(path);
     // Not through a link: the link is the finding then.
@@ -77,6 +91,11 @@ fn gather_store(path: &Path, opts: &OpenOptions) -> StoreFacts {
         data,
         // Read after the open: a read-only open creates a missing lock file.
         lock: file_facts(&lock_path(path)),
+        maps: if content.is_ok() {
+            map_users(path)
+        } else {
+            MapUsers::default()
+        },
         content,
         foreign,
     }
@@ -343,6 +362,11 @@ fn gather_copy(store: &Path, c: &Path, opts: &OpenOptions, mail_owner: &str) -> 
         data,
         lock: file_facts(&lock_path(c)),
         hard_link: present && publish::same_file(store, c),
+        maps: if content.is_ok() {
+            map_users(c)
+        } else {
+            MapUsers::default()
+        },
         content,
         probe: present.then(|| probe::probe(c, mail_owner)),
     }

@@ -39,6 +39,7 @@ pub fn check(f: &Facts) -> Vec<Finding> {
         return out;
     }
     out.push(content(store, c));
+    out.extend(super::store::stale_maps("chroot.map", &c.path, &c.maps));
     if let Some(d) = &c.data {
         out.push(check_perms(
             "chroot.perms",

@@ -58,6 +58,7 @@ mod tests {
                 lock: None,
                 content: Err(StoreError::NotFound("/etc/sasldb2".into())),
                 foreign,
+                maps: Default::default(),
             },
             postfix,
             libsasl: LibsaslFacts {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::postfix_facts;
 use crate::postfix::doctor::facts::{
-    Facts, FileFacts, Kind, PostfixFacts, Probe, ProbeOutcome, StoreFacts, accounts,
+    Facts, FileFacts, Kind, MapUsers, PostfixFacts, Probe, ProbeOutcome, StoreFacts, accounts,
 };
 use crate::postfix::doctor::{Finding, Fix, Level, count, group_name, user_name};
 use crate::postfix::perms;
@@ -16,6 +16,7 @@ pub fn check(f: &Facts) -> Vec<Finding> {
     let s = &f.store;
     let pf = postfix_facts(f);
     let mut out = vec![file(s)];
+    out.extend(stale_maps("store.map", &s.path, &s.maps));
     if let Some(d) = &s.data
         && d.kind == Kind::File
     {
@@ -40,6 +41,32 @@ pub fn check(f: &Facts) -> Vec<Finding> {
         ));
     }
     out
+}
+
+/// `store.map` / `chroot.map`: processes that map the store with less than
+/// the map it records. Only said when there are some.
+pub fn stale_maps(id: &'static str, path: &Path, maps: &MapUsers) -> Option<Finding> {
+    if maps.short.is_empty() {
+        return None;
+    }
+    let subject = path.display().to_string();
+    let who: Vec<String> = maps
+        .short
+        .iter()
+        .map(|m| format!("{} ({}) maps {} bytes", m.pid, m.command, m.bytes))
+        .collect();
+    Some(Finding::warning(
+        id,
+        &subject,
+        format!(
+            "{subject} records a map of {} bytes, but {}: the map grew under {}, so {} next lookup fails with MDB_MAP_RESIZED (Cyrus SASL's LMDB backend then crashes)",
+            maps.map_size,
+            who.join(", "),
+            if who.len() == 1 { "it" } else { "them" },
+            if who.len() == 1 { "its" } else { "their" },
+        ),
+        "restart them (`postfix reload` for Postfix's smtpd, the service for others); the map only grows again when the store outgrows it".into(),
+    ))
 }
 
 /// `store.file`: the store exists, is no link, and opens as LMDB.
