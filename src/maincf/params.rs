@@ -183,7 +183,7 @@ pub const PARAMS: &[Param] = &[
     Param {
         name: "message_size_limit",
         default: "10240000",
-        help: "largest message accepted, in bytes",
+        help: "largest message accepted, in bytes (0: no limit, as in Postfix)",
     },
     Param {
         name: "relayhost",

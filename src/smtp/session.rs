@@ -206,7 +206,11 @@ impl Session {
         let mut lines = vec![
             format!("{} Hello {name}", self.policy.hostname),
             "PIPELINING".to_string(),
-            format!("SIZE {}", self.policy.message_size_limit),
+            // Without a limit, SIZE without a number (RFC 1870), as Postfix.
+            match self.policy.message_size_limit {
+                u64::MAX => "SIZE".to_string(),
+                n => format!("SIZE {n}"),
+            },
         ];
         if self.policy.tls_available && !self.tls {
             lines.push("STARTTLS".into());

@@ -313,3 +313,33 @@ fn pipelining_after_a_command_that_must_wait_closes() {
     assert!(reply(&s.input(b"AGFsaWNlAHB3", true, now, &d)).starts_with("235"));
     assert!(reply(&s.input(b"NOOP", true, now, &d)).starts_with("250"));
 }
+
+#[test]
+fn no_size_limit_advertises_bare_size_and_accepts_any_size() {
+    let mut p = policy();
+    p.message_size_limit = u64::MAX;
+    let mut s = session(p, OUTSIDE);
+    let Action::Reply(lines) = s.line(b"EHLO c", &dir()) else {
+        panic!("EHLO")
+    };
+    assert!(lines.iter().any(|l| l == "250-SIZE"), "{lines:?}");
+    let r = reply(&s.line(
+        b"MAIL FROM:<someone@outside.example> SIZE=99999999999",
+        &dir(),
+    ));
+    assert!(r.starts_with("250"), "{r}");
+    // A limit is advertised with its number, and a larger SIZE= refused.
+    let mut s = session(policy(), OUTSIDE);
+    let Action::Reply(lines) = s.line(b"EHLO c", &dir()) else {
+        panic!("EHLO")
+    };
+    assert!(
+        lines.iter().any(|l| l.starts_with("250-SIZE 1")),
+        "{lines:?}"
+    );
+    let r = reply(&s.line(
+        b"MAIL FROM:<someone@outside.example> SIZE=99999999999",
+        &dir(),
+    ));
+    assert!(r.starts_with("552"), "{r}");
+}

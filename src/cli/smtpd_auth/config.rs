@@ -178,7 +178,12 @@ pub(super) fn smtp_listener(
         mechanisms_plain: offered(cf, &c.cyrus, "smtpd_sasl_security_options", false)?,
         mechanisms_tls: offered(cf, &c.cyrus, "smtpd_sasl_tls_security_options", true)?,
         broken_auth_clients: cf.get_bool("broken_sasl_auth_clients")?,
-        message_size_limit: u64::from(cf.get_u32("message_size_limit")?),
+        // 0: no limit, as in Postfix (bodies past 64 KiB go to the spool
+        // on disk, so memory stays bounded either way).
+        message_size_limit: match cf.get_u32("message_size_limit")? {
+            0 => u64::MAX,
+            n => u64::from(n),
+        },
         hard_error_limit: cf.get_u32("smtpd_hard_error_limit")?.max(1),
         relay_restrictions,
         recipient_restrictions,
