@@ -27,7 +27,9 @@ use crate::store::Store;
 pub use super::accept::Control;
 
 pub struct Listener {
-    pub policy: Policy,
+    /// Shared by every session (cloning it cost each session a dozen
+    /// allocations).
+    pub policy: Arc<Policy>,
     pub server: ServerConfig,
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     pub timeout: Duration,
@@ -124,8 +126,13 @@ impl Listener {
             failures: Arc::clone(&self.limiter),
             rate: Arc::clone(&self.auth_rate),
         };
-        let mut session = Session::new(self.policy.clone(), self.server.clone(), ip, implicit_tls)
-            .with_limits(Arc::new(limits));
+        let mut session = Session::new(
+            Arc::clone(&self.policy),
+            self.server.clone(),
+            ip,
+            implicit_tls,
+        )
+        .with_limits(Arc::new(limits));
         // The session futures are boxed: a task's size is that of its
         // largest state, and a connection that idles after the greeting
         // would otherwise carry the size of a whole dialogue (and rustls's).
@@ -523,7 +530,7 @@ async fn write_lines<S: AsyncRead + AsyncWrite + Unpin>(
     r: &mut BufReader<S>,
     lines: &[String],
 ) -> std::io::Result<()> {
-    let mut out = String::new();
+    let mut out = String::with_capacity(lines.iter().map(|l| l.len() + 2).sum());
     for l in lines {
         out.push_str(l);
         out.push_str("\r\n");

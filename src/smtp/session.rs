@@ -92,7 +92,7 @@ impl Envelope {
 }
 
 pub struct Session {
-    policy: Policy,
+    policy: Arc<Policy>,
     server: ServerConfig,
     client: IpAddr,
     stage: Stage,
@@ -119,9 +119,14 @@ fn one(code: u16, text: &str) -> Vec<String> {
 }
 
 impl Session {
-    pub fn new(policy: Policy, server: ServerConfig, client: IpAddr, tls: bool) -> Session {
+    pub fn new(
+        policy: impl Into<Arc<Policy>>,
+        server: ServerConfig,
+        client: IpAddr,
+        tls: bool,
+    ) -> Session {
         Session {
-            policy,
+            policy: policy.into(),
             server,
             client,
             stage: Stage::Greeted,
@@ -203,32 +208,35 @@ impl Session {
     }
 
     fn ehlo_lines(&self, name: &str) -> Vec<String> {
-        let mut lines = vec![
-            format!("{} Hello {name}", self.policy.hostname),
-            "PIPELINING".to_string(),
-            // Without a limit, SIZE without a number (RFC 1870), as Postfix.
-            match self.policy.message_size_limit {
-                u64::MAX => "SIZE".to_string(),
-                n => format!("SIZE {n}"),
-            },
-        ];
+        // Every session says EHLO twice under STARTTLS: each line is built
+        // once, with its final prefix.
+        let mut lines = Vec::with_capacity(9);
+        lines.push(format!("250-{} Hello {name}", self.policy.hostname));
+        lines.push("250-PIPELINING".to_string());
+        // Without a limit, SIZE without a number (RFC 1870), as Postfix.
+        lines.push(match self.policy.message_size_limit {
+            u64::MAX => "250-SIZE".to_string(),
+            n => format!("250-SIZE {n}"),
+        });
         if self.policy.tls_available && !self.tls {
-            lines.push("STARTTLS".into());
+            lines.push("250-STARTTLS".into());
         }
         if self.auth_offered() {
-            let m = self.mechanisms().join(" ");
-            lines.push(format!("AUTH {m}"));
-            if self.policy.broken_auth_clients {
-                lines.push(format!("AUTH={m}"));
+            let mut auth = String::from("250-AUTH");
+            for m in self.mechanisms() {
+                auth.push(' ');
+                auth.push_str(m);
             }
+            let legacy = self
+                .policy
+                .broken_auth_clients
+                .then(|| auth.replacen("AUTH ", "AUTH=", 1));
+            lines.push(auth);
+            lines.extend(legacy);
         }
-        lines.extend(["ENHANCEDSTATUSCODES".to_string(), "8BITMIME".to_string()]);
-        let n = lines.len();
+        lines.push("250-ENHANCEDSTATUSCODES".to_string());
+        lines.push("250 8BITMIME".to_string());
         lines
-            .into_iter()
-            .enumerate()
-            .map(|(i, l)| format!("250{}{l}", if i + 1 == n { ' ' } else { '-' }))
-            .collect()
     }
 
     /// The account that owns the sender address, if any: `alice@example.org`,

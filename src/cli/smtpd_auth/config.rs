@@ -195,7 +195,7 @@ pub(super) fn smtp_listener(
     let minute = std::time::Duration::from_secs(60);
     let ipv6_prefix = ipv6_prefix(cf)?;
     Ok(Listener {
-        policy,
+        policy: Arc::new(policy),
         server,
         tls,
         timeout: cf.get_duration("smtpd_timeout")?,
