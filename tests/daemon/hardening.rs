@@ -38,8 +38,13 @@ impl Daemon {
     }
 
     fn spawn_cmd(mut cmd: Command, s: &Scratch, log: &Path, args: &[String]) -> Daemon {
+        // A scratch state directory unless the test names one (a later -o
+        // wins): never the machine's /var/lib/smtpd-auth.
+        let state = s.path("default-state");
         cmd.arg("-o")
             .arg(format!("sasldb_path={}", s.db().display()))
+            .arg("-o")
+            .arg(format!("smtpd_auth_state_dir={}", state.display()))
             .args(["-o", "myhostname=mx.example.org"])
             .args(["-o", "smtpd_sasl_local_domain=example.org"])
             .args(args)
@@ -427,6 +432,11 @@ fn ipv6_prefix_length_is_validated() {
             s.cmd(SMTPD_AUTH)
                 .arg("-o")
                 .arg(format!("sasldb_path={}", s.db().display()))
+                .arg("-o")
+                .arg(format!(
+                    "smtpd_auth_state_dir={}",
+                    s.path("state").display()
+                ))
                 .arg("-o")
                 .arg(format!("smtpd_client_ipv6_prefix_length={bad}")),
             None,

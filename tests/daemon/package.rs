@@ -7,7 +7,8 @@
 //!
 //! Needs the packages `systemd` (systemd-socket-activate, systemd-analyze),
 //! `lintian`, `dpkg-dev`'s dpkg-deb (in dpkg) and `cargo install cargo-deb`.
-//! Nothing is installed on the machine.
+//! Nothing is installed on the machine here (tests/daemon/package_install.rs
+//! installs and purges the package).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -31,7 +32,7 @@ fn root() -> &'static Path {
 // ------------------------------------------------------------------ package
 
 /// Build the package once for every test here.
-fn deb() -> &'static Path {
+pub(crate) fn deb() -> &'static Path {
     static DEB: OnceLock<PathBuf> = OnceLock::new();
     need("cargo-deb", "cargo-deb (cargo install cargo-deb --locked)");
     need("dpkg-deb", "dpkg");
@@ -71,7 +72,7 @@ fn dpkg_deb(args: &[&str]) -> String {
 }
 
 /// The package's files (not directories), as absolute paths.
-fn files() -> Vec<String> {
+pub(crate) fn files() -> Vec<String> {
     dpkg_deb(&["-c"])
         .lines()
         .filter(|l| l.starts_with('-'))
