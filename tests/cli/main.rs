@@ -11,6 +11,7 @@ mod generated;
 mod interop;
 mod migrate;
 mod pg;
+mod pg_tls;
 mod postfix;
 mod progress;
 mod prompt;
@@ -29,6 +30,7 @@ fn main() {
             interop::tests(),
             migrate::tests(),
             pg::tests(),
+            pg_tls::tests(),
             postfix::tests(),
             progress::tests(),
             prompt::tests(),

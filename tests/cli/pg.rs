@@ -5,16 +5,18 @@ use std::process::Output;
 use crate::common::pg::{PASSWORD, Postgres};
 use crate::common::*;
 
-/// Run one of our tools with no password source but the URL (no PGPASSWORD, no pgpass).
-fn tool(s: &Scratch, program: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
+/// Run one of our tools with no password source but the URL (no PGPASSWORD, no pgpass),
+/// and a HOME of its own (no ~/.postgresql/root.crt).
+pub(crate) fn tool(s: &Scratch, program: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut c = s.cmd(program);
     c.env_remove("PGPASSWORD")
         .env("PGPASSFILE", s.path("no-pgpass"))
+        .env("HOME", s.path("home"))
         .args(args);
     run_cmd(&mut c, stdin)
 }
 
-fn ok(o: &Output) -> String {
+pub(crate) fn ok(o: &Output) -> String {
     assert!(
         o.status.success(),
         "exit {:?}: {}{}",
@@ -26,7 +28,7 @@ fn ok(o: &Output) -> String {
 }
 
 /// A cluster with the schema in place.
-fn ready(s: &Scratch) -> Postgres {
+pub(crate) fn ready(s: &Scratch) -> Postgres {
     let pg = Postgres::start();
     ok(&tool(
         s,
