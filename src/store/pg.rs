@@ -479,6 +479,14 @@ impl PgWrite {
             .unwrap_or_default()
     }
 
+    /// One property's value, when it has one.
+    pub fn get(&self, account: &Account, property: &str) -> Option<&[u8]> {
+        self.current
+            .get(account)
+            .and_then(|m| m.get(property.as_bytes()))
+            .map(Vec::as_slice)
+    }
+
     pub fn put(&mut self, account: &Account, property: &str, value: &[u8]) -> Result<()> {
         text(account, "user name", &account.authid)?;
         text(account, "realm", &account.realm)?;

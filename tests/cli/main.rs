@@ -11,6 +11,7 @@ mod generated;
 mod interop;
 mod migrate;
 mod pg;
+mod pg_import;
 mod pg_tls;
 mod postfix;
 mod progress;
@@ -30,6 +31,7 @@ fn main() {
             interop::tests(),
             migrate::tests(),
             pg::tests(),
+            pg_import::tests(),
             pg_tls::tests(),
             postfix::tests(),
             progress::tests(),

@@ -148,7 +148,7 @@ pub fn command() -> Command {
             "saslpasswd [-v] [-c [-p] [-n]] [-d] [-a appname] [-f sasldb] [-u DOM] userid\n       \
              saslpasswd --batch FILE [--dry-run] [-n] [-a appname] [-f sasldb] [-u DOM]\n       \
              saslpasswd --check [-p] [--password-fd N] [-a appname] [-f sasldb] [-u DOM] userid\n       \
-             saslpasswd --import OLDFILE [--dry-run] [--replace] [-a appname] [-f sasldb]\n       \
+             saslpasswd --import OLDFILE [--dry-run] [--replace] [--skip-unstorable] [-a appname] [-f sasldb]\n       \
              saslpasswd --init-schema -f postgresql://USER[:PASS]@HOST[:PORT]/DB",
         )
         .arg(flag("pipe", 'p', "Pipe mode: no prompt, password read on stdin (automatic when stdin is not a terminal); one read of at most 2048 bytes, one trailing newline removed"))
@@ -174,6 +174,8 @@ pub fn command() -> Command {
             .help("Copy every record of an old sasldb (Berkeley DB hash, GDBM, LMDB) into the store in one transaction, bytes exact"))
         .arg(Arg::new("replace").long("replace").action(ArgAction::SetTrue)
             .help("With --import: overwrite keys the store holds with other values (else nothing is written)"))
+        .arg(Arg::new("skip-unstorable").long("skip-unstorable").action(ArgAction::SetTrue)
+            .help("With --import into PostgreSQL: leave out (and list) records a text column cannot hold (binary, empty) instead of refusing the import"))
         .arg(Arg::new("init-schema").long("init-schema").action(ArgAction::SetTrue)
             .help("With -f postgresql://...: create table sasldb and its NOTIFY trigger (never done implicitly)"))
         .arg(Arg::new("password-fd").long("password-fd").value_name("N").action(ArgAction::Set)

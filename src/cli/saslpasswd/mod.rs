@@ -46,6 +46,8 @@ struct Options {
     fix: bool,
     json: bool,
     init_schema: bool,
+    /// Only meaningful with `--import` (handled in `cli::import`).
+    skip_unstorable: bool,
 }
 
 /// Run the tool; returns the exit code.
@@ -114,6 +116,7 @@ fn options(prog: &str, args: Vec<OsString>) -> Result<Option<(Options, Vec<OsStr
                 "fix" => o.fix = true,
                 "json" => o.json = true,
                 "init-schema" => o.init_schema = true,
+                "skip-unstorable" => o.skip_unstorable = true,
                 "long-help" => {
                     let help = command().render_long_help().to_string();
                     let _ = io::Write::write_all(&mut io::stdout(), help.as_bytes());
@@ -156,6 +159,9 @@ fn main(prog: &str, args: Vec<OsString>) -> Result<(), Failure> {
 }
 
 fn conflicts(o: &Options) -> Option<&'static str> {
+    if o.skip_unstorable {
+        return Some("--skip-unstorable goes with --import");
+    }
     if o.check && (o.create || o.disable || o.noplain || o.dry_run) {
         return Some("--check cannot be combined with -c, -d, -n or --dry-run");
     }
