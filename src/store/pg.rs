@@ -310,6 +310,24 @@ impl PgStore {
         })
     }
 
+    /// Rows of one query as text (NULL as None), for inspection (the doctor).
+    pub fn text_rows(&self, what: &str, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
+        let messages = self
+            .client
+            .borrow_mut()
+            .simple_query(sql)
+            .map_err(|e| self.err(what, &e))?;
+        Ok(messages
+            .iter()
+            .filter_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(r) => {
+                    Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
     /// Create the table and the NOTIFY trigger (`saslpasswd --init-schema`).
     pub fn init_schema(&self) -> Result<()> {
         self.client

@@ -11,6 +11,7 @@ mod generated;
 mod interop;
 mod migrate;
 mod pg;
+mod pg_doctor;
 mod pg_import;
 mod pg_tls;
 mod postfix;
@@ -31,6 +32,7 @@ fn main() {
             interop::tests(),
             migrate::tests(),
             pg::tests(),
+            pg_doctor::tests(),
             pg_import::tests(),
             pg_tls::tests(),
             postfix::tests(),

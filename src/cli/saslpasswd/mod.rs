@@ -277,9 +277,9 @@ impl Tool {
                 "--init-schema needs -f postgresql://USER@HOST/DB".into(),
             ));
         }
-        if pg.is_some() && (o.postfix == Some(true) || o.publish || o.doctor) {
+        if pg.is_some() && (o.postfix == Some(true) || o.publish || o.fix) {
             return Err(Failure::Said(
-                "--postfix, --publish and --doctor do not support a PostgreSQL store yet".into(),
+                "--postfix, --publish and --fix apply to a sasldb file; a PostgreSQL store needs neither copies nor modes".into(),
             ));
         }
         let (deploy, postfix_realm) = if pg.is_some() {
@@ -373,6 +373,12 @@ impl Tool {
     }
 
     fn doctor(&self) -> Result<(), Failure> {
+        if let Some(url) = &self.pg {
+            return match super::doctor::run_pg(&self.prog, url, self.o.json)? {
+                true => Ok(()),
+                false => Err(Failure::Unhealthy),
+            };
+        }
         let healthy = super::doctor::run(
             &self.prog,
             &self.path,
