@@ -327,14 +327,20 @@ fn bad_urls_wrong_passwords_and_missing_tables_are_clear_errors() {
     // Nothing was written anywhere: no table, no file named after the URL.
     assert_eq!(pg.query("SELECT to_regclass('sasldb') IS NULL").trim(), "t");
     assert!(!std::path::Path::new("postgresql:").exists());
-    // --import into PostgreSQL is refused, not turned into a file.
+    // --import into a database without the table fails there, never turned into a file.
     let o = tool(
         &s,
         SASLPASSWD,
         &["--import", "/nonexistent", "-f", &pg.url()],
         None,
     );
-    assert!(stderr(&o).contains("not supported yet"), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("table sasldb does not exist"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!std::path::Path::new("postgresql:").exists());
 }
 
 fn empty_password_is_never_stored() {
