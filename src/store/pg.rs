@@ -52,6 +52,8 @@ pub enum Mode {
     Schema,
     Read,
     Write,
+    /// `--doctor`: any host that answers, table or not.
+    Inspect,
 }
 
 /// A connection to the sasldb table.
@@ -240,10 +242,11 @@ impl PgStore {
     /// Parse the URL and connect. Writers (and `--init-schema`) given
     /// several hosts and no `target_session_attrs` take the first that
     /// accepts writes, as `target_session_attrs=read-write` would; every
-    /// mode but [`Mode::Schema`] fails unless table sasldb exists.
+    /// mode but [`Mode::Schema`] and [`Mode::Inspect`] fails unless table
+    /// sasldb exists.
     pub fn connect(url: &str, mode: Mode) -> Result<PgStore> {
         let (mut config, connector) = config(url)?;
-        if mode != Mode::Read
+        if matches!(mode, Mode::Write | Mode::Schema)
             && config.get_hosts().len() > 1
             && !url.contains("target_session_attrs")
         {
@@ -293,7 +296,7 @@ impl PgStore {
             &[],
         )?;
         let (table, version): (bool, i32) = (row.get(0), row.get(1));
-        let message = if mode != Mode::Schema && !table {
+        let message = if matches!(mode, Mode::Read | Mode::Write) && !table {
             "table sasldb does not exist; create it with saslpasswd --init-schema -f URL".into()
         } else if mode == Mode::Write && version < 150_000 {
             format!(

@@ -130,6 +130,8 @@ pub struct Db {
     pub version_num: i32,
     pub role: String,
     pub superuser: bool,
+    /// A hot standby (read-only): the first host of a multi-host URL that answered may be one.
+    pub standby: bool,
     /// `TLSv1.3` etc. when the connection is encrypted.
     pub tls: Option<String>,
     pub table: bool,
@@ -164,7 +166,7 @@ const WANTED_COLUMNS: [(&str, &str, bool); 4] = [
 /// Ask the database; never writes.
 pub fn gather(url: &str) -> PgFacts {
     let site = Site::from_url(url);
-    let (target, db) = match PgStore::connect(url, Mode::Schema) {
+    let (target, db) = match PgStore::connect(url, Mode::Inspect) {
         Ok(pg) => (
             pg.target().to_string(),
             inspect(&pg).map_err(|e| e.to_string()),
@@ -190,7 +192,8 @@ fn inspect(pg: &PgStore) -> crate::store::Result<Db> {
         "SELECT current_setting('server_version_num'), current_user, \
          (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), \
          to_regclass('sasldb') IS NOT NULL, \
-         (SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl)",
+         (SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl), \
+         pg_is_in_recovery()",
     )?;
     let mut db = Db {
         version_num: cell(&head, 0, 0).parse().unwrap_or(0),
@@ -198,6 +201,7 @@ fn inspect(pg: &PgStore) -> crate::store::Result<Db> {
         superuser: cell(&head, 0, 2) == "t",
         table: cell(&head, 0, 3) == "t",
         tls: head.first().and_then(|r| r.get(4).cloned().flatten()),
+        standby: cell(&head, 0, 5) == "t",
         ..Db::default()
     };
     if !db.table {
@@ -304,10 +308,15 @@ pub fn check(f: &PgFacts) -> Vec<Finding> {
         "pg.connect",
         subject,
         format!(
-            "connected as role {} to PostgreSQL {}.{}{}",
+            "connected as role {} to PostgreSQL {}.{}{}{}",
             db.role,
             db.version_num / 10_000,
             db.version_num % 10_000 / 100,
+            if db.standby {
+                " (a read-only standby: readers work, saslpasswd cannot write here)"
+            } else {
+                ""
+            },
             db.tls.as_ref().map_or_else(
                 || ", not encrypted".to_string(),
                 |v| format!(", encrypted ({v})")

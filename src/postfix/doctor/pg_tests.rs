@@ -8,6 +8,7 @@ fn healthy() -> Db {
         version_num: 150_014,
         role: "sasl".into(),
         superuser: false,
+        standby: false,
         tls: None,
         table: true,
         columns: WANTED_COLUMNS
