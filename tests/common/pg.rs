@@ -142,7 +142,6 @@ impl Postgres {
                 .expect("initdb"),
             "initdb",
         );
-        let mut ssl_args = Vec::new();
         if let Some(tls) = tls {
             let (cert, key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
             std::fs::write(&cert, &tls.cert_pem).expect("server.crt");
@@ -151,17 +150,20 @@ impl Postgres {
             std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
             chown(&cert);
             chown(&key);
+            // In the cluster's own postgresql.conf, so every start of it has them;
             // log_connections: the log says which connections were encrypted.
-            ssl_args = vec![
-                "-c".to_string(),
-                "ssl=on".to_string(),
-                "-c".to_string(),
-                "log_connections=on".to_string(),
-                "-c".to_string(),
-                format!("ssl_cert_file={}", cert.display()),
-                "-c".to_string(),
-                format!("ssl_key_file={}", key.display()),
-            ];
+            use std::io::Write;
+            let mut conf = std::fs::OpenOptions::new()
+                .append(true)
+                .open(data.join("postgresql.conf"))
+                .expect("postgresql.conf");
+            write!(
+                conf,
+                "\nssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\nlog_connections = on\n",
+                cert.display(),
+                key.display()
+            )
+            .expect("write postgresql.conf");
         }
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("postgres.log")).expect("log");
@@ -173,7 +175,6 @@ impl Postgres {
             .arg(dir.path())
             .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
             .args(["-c", "fsync=off"])
-            .args(&ssl_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup"))
             .stderr(log)
