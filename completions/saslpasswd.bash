@@ -23,7 +23,7 @@ _saslpasswd() {
 
     case "${cmd}" in
         saslpasswd)
-            opts="-p -c -d -n -u -f -a -v -h --batch --dry-run --import --replace --init-schema --password-fd --check --postfix --no-postfix --postfix-group --publish --doctor --fix --json --help"
+            opts="-p -c -d -n -u -f -a -v -h --batch --dry-run --import --replace --skip-unstorable --init-schema --password-fd --check --postfix --no-postfix --postfix-group --publish --doctor --fix --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -1,5 +1,6 @@
-//! `saslpasswd --import OLDFILE [-f NEWFILE] [--dry-run] [--replace]`: the
-//! command-line side of [`crate::migrate::import`].
+//! `saslpasswd --import OLDFILE [-f NEWFILE|URL] [--dry-run] [--replace]
+//! [--skip-unstorable]`: the command-line side of [`crate::migrate::import`]
+//! and, into PostgreSQL, [`crate::migrate::import_pg`].
 //!
 //! Parsed from `saslpasswd`'s own option table (so the man page and the
 //! completions know `--import`), but only the options that mean something
@@ -13,8 +14,10 @@ use super::getopt::{Event, Getopt};
 use super::progress::Progress;
 use super::{DEFAULT_SASLDB, exit, isatty, stderr};
 use crate::migrate::import::{ImportOptions, ImportReport, import};
+use crate::migrate::import_pg::import_pg;
 use crate::saslconf;
 use crate::store::OpenOptions;
+use crate::store::pg::{Mode, PgStore};
 
 /// True when the command line asks for an import (`--import` anywhere
 /// before a `--`): `saslpasswd` hands the whole command line over.
@@ -46,11 +49,12 @@ pub fn run(prog: &str, args: Vec<OsString>) -> i32 {
                 }
                 "dry-run" => opts.dry_run = true,
                 "replace" => opts.replace = true,
+                "skip-unstorable" => opts.skip_unstorable = true,
                 other => {
                     return fail_usage(
                         prog,
                         &format!(
-                            "--import takes only -f, -a, --dry-run and --replace, not {}",
+                            "--import takes only -f, -a, --dry-run, --replace and --skip-unstorable, not {}",
                             flag_name(other)
                         ),
                     );
@@ -88,10 +92,12 @@ pub fn run(prog: &str, args: Vec<OsString>) -> i32 {
         Some(_) => PathBuf::from(DEFAULT_SASLDB),
         None => PathBuf::from(config.sasldb_path().unwrap_or(DEFAULT_SASLDB)),
     };
-    if crate::store::pg::is_url(target.as_os_str().as_encoded_bytes()) {
+    let pg_url = crate::store::pg::is_url(target.as_os_str().as_encoded_bytes())
+        .then(|| target.to_string_lossy().into_owned());
+    if opts.skip_unstorable && pg_url.is_none() {
         return fail_usage(
             prog,
-            "--import into a PostgreSQL store is not supported yet; import into an LMDB file",
+            "--skip-unstorable applies to a PostgreSQL store (an LMDB store holds every record as it is)",
         );
     }
     opts.open = OpenOptions {
@@ -99,14 +105,23 @@ pub fn run(prog: &str, args: Vec<OsString>) -> i32 {
         max_readers: config.sasldb_maxreaders(),
     };
     let mut bar = Progress::new(prog, "importing", 0, isatty(2));
-    let outcome = import(&source, &target, &opts, &mut |done, total| {
+    let mut progress = |done, total| {
         bar.set_total(total);
         bar.update(done);
-    });
+    };
+    let outcome = match &pg_url {
+        Some(url) => PgStore::connect(url, Mode::Write)
+            .map_err(Into::into)
+            .and_then(|pg| {
+                let report = import_pg(&source, &pg, &opts, &mut progress)?;
+                Ok((report, PathBuf::from(pg.target())))
+            }),
+        None => import(&source, &target, &opts, &mut progress).map(|r| (r, target.clone())),
+    };
     bar.finish();
     match outcome {
-        Ok(report) => {
-            print_report(prog, &source, &target, opts.dry_run, &report);
+        Ok((report, shown)) => {
+            print_report(prog, &source, &shown, opts.dry_run, &report);
             exit::OK
         }
         Err(e) => {
@@ -162,6 +177,16 @@ fn print_report(prog: &str, source: &Path, target: &Path, dry: bool, r: &ImportR
             r.map_after,
             dry,
         ));
+    }
+    if !r.skipped.is_empty() {
+        let skip = if dry { "would skip" } else { "skipped" };
+        out.push_str(&format!(
+            "{prog}: {skip} {} record(s) a PostgreSQL text column cannot hold (--skip-unstorable); users left without another secret need a new password:\n",
+            r.skipped.len()
+        ));
+        for s in &r.skipped {
+            out.push_str(&format!("{prog}:   {s}\n"));
+        }
     }
     let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
 }

@@ -22,6 +22,9 @@ pub struct ImportOptions {
     pub replace: bool,
     /// Count what would change; write and create nothing.
     pub dry_run: bool,
+    /// PostgreSQL: skip records a text column cannot hold (reported in
+    /// [`ImportReport::skipped`]) instead of refusing the import.
+    pub skip_unstorable: bool,
     pub open: OpenOptions,
 }
 
@@ -38,6 +41,9 @@ pub struct ImportReport {
     /// Map size of the target before and after, in bytes (0 when unknown).
     pub map_before: usize,
     pub map_after: usize,
+    /// PostgreSQL with `skip_unstorable`: the records left out, each as
+    /// `user@realm property (why)`.
+    pub skipped: Vec<String>,
 }
 
 impl ImportReport {
@@ -50,14 +56,14 @@ impl ImportReport {
 }
 
 /// How many conflicting accounts a message names.
-const SHOWN: usize = 10;
+pub(super) const SHOWN: usize = 10;
 
 /// Tally of one pass over the source against the target.
 #[derive(Default)]
-struct Tally {
-    added: usize,
-    unchanged: usize,
-    replaced: usize,
+pub(super) struct Tally {
+    pub(super) added: usize,
+    pub(super) unchanged: usize,
+    pub(super) replaced: usize,
     /// Every conflicting account (the message names the first few).
     conflicts: BTreeSet<String>,
 }
@@ -65,7 +71,13 @@ struct Tally {
 impl Tally {
     /// Classify one record against the target's value for its key; true
     /// when the record should be written.
-    fn classify(&mut self, key: &[u8], old: Option<&[u8]>, new: &[u8], replace: bool) -> bool {
+    pub(super) fn classify(
+        &mut self,
+        key: &[u8],
+        old: Option<&[u8]>,
+        new: &[u8],
+        replace: bool,
+    ) -> bool {
         match old {
             None => {
                 self.added += 1;
@@ -86,7 +98,7 @@ impl Tally {
         }
     }
 
-    fn conflicts(&self, target: &Path) -> Option<MigrateError> {
+    pub(super) fn conflicts(&self, target: &Path) -> Option<MigrateError> {
         if self.conflicts.is_empty() {
             return None;
         }
@@ -105,7 +117,7 @@ impl Tally {
 }
 
 /// `authid@realm` for messages (the raw key, lossily, when malformed).
-fn account_name(key: &[u8]) -> String {
+pub(super) fn account_name(key: &[u8]) -> String {
     match store::key::decode(key) {
         Some(d) => format!(
             "{}@{}",
@@ -117,7 +129,7 @@ fn account_name(key: &[u8]) -> String {
 }
 
 /// First pass: check the whole source and count its records and bytes.
-fn survey(source: &Path) -> Result<(Format, usize, usize)> {
+pub(super) fn survey(source: &Path) -> Result<(Format, usize, usize)> {
     let mut records = 0usize;
     let mut bytes = 0usize;
     let format = for_each_record(source, |k, v| {
@@ -203,6 +215,37 @@ pub fn import(
     outcome.map(|()| report)
 }
 
+/// The end of a walk inside a store transaction: conflicts fail it too; a
+/// store error goes up as it is (LMDB's `write` grows a full map and runs
+/// the walk again), any other failure is kept in `failed` and abandons the
+/// transaction.
+pub(super) fn finish_walk(
+    walked: Result<super::Format>,
+    tally: Tally,
+    target: &Path,
+    failed: &mut Option<MigrateError>,
+) -> std::result::Result<Tally, StoreError> {
+    match walked.and_then(|_| tally.conflicts(target).map_or(Ok(()), Err)) {
+        Ok(()) => Ok(tally),
+        Err(MigrateError::Store(e)) => Err(e),
+        Err(e) => {
+            *failed = Some(e);
+            Err(StoreError::Abandoned(target.to_path_buf()))
+        }
+    }
+}
+
+/// The transaction's outcome, the kept failure first.
+pub(super) fn after_txn(
+    tally: std::result::Result<Tally, StoreError>,
+    failed: Option<MigrateError>,
+) -> Result<Tally> {
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(tally?),
+    }
+}
+
 fn copy(
     source: &Path,
     target: &Path,
@@ -233,21 +276,9 @@ fn copy(
             }
             Ok(())
         });
-        let walked = walked.and_then(|_| tally.conflicts(target).map_or(Ok(()), Err));
-        match walked {
-            Ok(()) => Ok(tally),
-            // A full map must reach `write`, which grows it and runs this again.
-            Err(MigrateError::Store(e)) => Err(e),
-            Err(e) => {
-                failed = Some(e);
-                Err(StoreError::Abandoned(target.to_path_buf()))
-            }
-        }
+        finish_walk(walked, tally, target, &mut failed)
     });
-    let tally = match (tally, failed) {
-        (_, Some(e)) => return Err(e),
-        (t, None) => t?,
-    };
+    let tally = after_txn(tally, failed)?;
     progress(records, records);
     report.added = tally.added;
     report.unchanged = tally.unchanged;

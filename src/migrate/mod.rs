@@ -16,6 +16,7 @@
 pub mod bdb;
 pub mod gdbm;
 pub mod import;
+pub mod import_pg;
 
 use std::fs::File;
 use std::io::{self, Read};

@@ -11,7 +11,8 @@
 //!
 //! The text columns hold UTF-8 only: a name or value that is not valid UTF-8
 //! (or holds NUL) is refused with an error naming the account, never altered.
-//! The connection is plain TCP or a Unix socket: no TLS to the database yet.
+//! TLS to the database follows libpq's `sslmode` and `sslrootcert`
+//! ([`super::pg_tls`]).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -22,8 +23,9 @@ use std::time::Duration;
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::config::{Host, TargetSessionAttrs};
 use postgres::types::Type;
-use postgres::{Client, Config, NoTls};
+use postgres::{Client, Config};
 
+use super::pg_tls;
 use super::{Account, Result, StoreError};
 
 /// The channel the trigger notifies on every change.
@@ -50,6 +52,8 @@ pub enum Mode {
     Schema,
     Read,
     Write,
+    /// `--doctor`: any host that answers, table or not.
+    Inspect,
 }
 
 /// A connection to the sasldb table.
@@ -96,14 +100,65 @@ pub fn redacted(config: &Config) -> String {
 
 /// [`redacted`] of a URL as given; one that does not parse is not shown.
 pub fn redacted_url(url: &str) -> String {
-    Config::from_str(url).map_or_else(|_| "PostgreSQL URL".to_string(), |c| redacted(&c))
+    pg_tls::split_url(url)
+        .ok()
+        .and_then(|(u, _)| Config::from_str(&u).ok())
+        .map_or_else(|| "PostgreSQL URL".to_string(), |c| redacted(&c))
+}
+
+/// A URL's driver settings and TLS connector, with libpq's defaults filled
+/// in (host localhost, user `$PGUSER` or `$USER`, a connect timeout,
+/// PGPASSWORD / pgpass). An async pool parses the URL from
+/// [`pg_tls::split_url`] with `tokio_postgres::Config` and takes the same
+/// [`pg_tls::connector`].
+pub fn config(url: &str) -> Result<(Config, pg_tls::MakeRustlsConnect)> {
+    let bad = |message: String| StoreError::Pg {
+        target: "PostgreSQL URL".into(),
+        message,
+    };
+    let (driver_url, tls) = pg_tls::split_url(url).map_err(|e| bad(e.to_string()))?;
+    // The parser names the bad option, never the URL's text.
+    let mut config =
+        Config::from_str(&driver_url).map_err(|e| bad(format!("cannot parse: {e}")))?;
+    config.ssl_mode(tls.mode.driver());
+    if config.get_hosts().is_empty() {
+        config.host("localhost");
+    }
+    if config.get_user().is_none() {
+        let user = std::env::var("PGUSER")
+            .or_else(|_| std::env::var("USER"))
+            .unwrap_or_else(|_| "postgres".into());
+        config.user(&user);
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    default_password(&mut config);
+    let connector = pg_tls::connector(&tls).map_err(|e| StoreError::Pg {
+        target: redacted(&config),
+        message: e.to_string(),
+    })?;
+    Ok((config, connector))
 }
 
 fn pg_err(target: &str, what: &str, e: &postgres::Error) -> StoreError {
     // The driver's messages name the server's reason (and never the password).
     let detail = match e.as_db_error() {
         Some(db) => db.message().to_string(),
-        None => e.to_string(),
+        None => {
+            // The driver's own text is generic ("error performing TLS
+            // handshake"); the reason is in its sources.
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                let said = cause.to_string();
+                if !text.contains(&said) {
+                    text = format!("{text}: {said}");
+                }
+                source = cause.source();
+            }
+            text
+        }
     };
     StoreError::Pg {
         target: target.to_string(),
@@ -187,35 +242,19 @@ impl PgStore {
     /// Parse the URL and connect. Writers (and `--init-schema`) given
     /// several hosts and no `target_session_attrs` take the first that
     /// accepts writes, as `target_session_attrs=read-write` would; every
-    /// mode but [`Mode::Schema`] fails unless table sasldb exists.
+    /// mode but [`Mode::Schema`] and [`Mode::Inspect`] fails unless table
+    /// sasldb exists.
     pub fn connect(url: &str, mode: Mode) -> Result<PgStore> {
-        let mut config = Config::from_str(url).map_err(|e| StoreError::Pg {
-            target: "PostgreSQL URL".into(),
-            // The parser names the bad option, never the URL's text.
-            message: format!("cannot parse: {e}"),
-        })?;
-        if config.get_hosts().is_empty() {
-            config.host("localhost");
-        }
-        if config.get_user().is_none() {
-            let user = std::env::var("PGUSER")
-                .or_else(|_| std::env::var("USER"))
-                .unwrap_or_else(|_| "postgres".into());
-            config.user(&user);
-        }
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
-        }
-        if mode != Mode::Read
+        let (mut config, connector) = config(url)?;
+        if matches!(mode, Mode::Write | Mode::Schema)
             && config.get_hosts().len() > 1
             && !url.contains("target_session_attrs")
         {
             config.target_session_attrs(TargetSessionAttrs::ReadWrite);
         }
-        default_password(&mut config);
         let target = redacted(&config);
         let client = config
-            .connect(NoTls)
+            .connect(connector)
             .map_err(|e| pg_err(&target, "cannot connect", &e))?;
         let store = PgStore {
             target,
@@ -257,7 +296,7 @@ impl PgStore {
             &[],
         )?;
         let (table, version): (bool, i32) = (row.get(0), row.get(1));
-        let message = if mode != Mode::Schema && !table {
+        let message = if matches!(mode, Mode::Read | Mode::Write) && !table {
             "table sasldb does not exist; create it with saslpasswd --init-schema -f URL".into()
         } else if mode == Mode::Write && version < 150_000 {
             format!(
@@ -272,6 +311,24 @@ impl PgStore {
             target: self.target.clone(),
             message,
         })
+    }
+
+    /// Rows of one query as text (NULL as None), for inspection (the doctor).
+    pub fn text_rows(&self, what: &str, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
+        let messages = self
+            .client
+            .borrow_mut()
+            .simple_query(sql)
+            .map_err(|e| self.err(what, &e))?;
+        Ok(messages
+            .iter()
+            .filter_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(r) => {
+                    Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+                }
+                _ => None,
+            })
+            .collect())
     }
 
     /// Create the table and the NOTIFY trigger (`saslpasswd --init-schema`).
@@ -441,6 +498,14 @@ impl PgWrite {
             .get(account)
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default()
+    }
+
+    /// One property's value, when it has one.
+    pub fn get(&self, account: &Account, property: &str) -> Option<&[u8]> {
+        self.current
+            .get(account)
+            .and_then(|m| m.get(property.as_bytes()))
+            .map(Vec::as_slice)
     }
 
     pub fn put(&mut self, account: &Account, property: &str, value: &[u8]) -> Result<()> {

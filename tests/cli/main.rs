@@ -11,6 +11,9 @@ mod generated;
 mod interop;
 mod migrate;
 mod pg;
+mod pg_doctor;
+mod pg_import;
+mod pg_tls;
 mod postfix;
 mod progress;
 mod prompt;
@@ -29,6 +32,9 @@ fn main() {
             interop::tests(),
             migrate::tests(),
             pg::tests(),
+            pg_doctor::tests(),
+            pg_import::tests(),
+            pg_tls::tests(),
             postfix::tests(),
             progress::tests(),
             prompt::tests(),

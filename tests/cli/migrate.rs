@@ -59,7 +59,7 @@ fn db_load(db: &Path, extra: &[&str], records: impl Iterator<Item = (Vec<u8>, Ve
     assert!(o.status.success(), "db5.3_load: {}", stderr(&o));
 }
 
-fn hash_load(db: &Path, records: Vec<(Vec<u8>, Vec<u8>)>) {
+pub(crate) fn hash_load(db: &Path, records: Vec<(Vec<u8>, Vec<u8>)>) {
     db_load(db, &["-t", "hash"], records.into_iter());
 }
 
@@ -540,7 +540,7 @@ else:
     lib.gdbm_close(h)
 "#;
 
-fn hex(b: &[u8]) -> String {
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
@@ -551,7 +551,7 @@ fn unhex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-fn gdbm(args: &[&str], input: &[u8]) -> Vec<u8> {
+pub(crate) fn gdbm(args: &[&str], input: &[u8]) -> Vec<u8> {
     need_file("/usr/bin/python3", "python3");
     let mut c = Command::new("/usr/bin/python3");
     c.arg("-c").arg(GDBM_PY).args(args);

@@ -5,16 +5,18 @@ use std::process::Output;
 use crate::common::pg::{PASSWORD, Postgres};
 use crate::common::*;
 
-/// Run one of our tools with no password source but the URL (no PGPASSWORD, no pgpass).
-fn tool(s: &Scratch, program: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
+/// Run one of our tools with no password source but the URL (no PGPASSWORD, no pgpass),
+/// and a HOME of its own (no ~/.postgresql/root.crt).
+pub(crate) fn tool(s: &Scratch, program: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut c = s.cmd(program);
     c.env_remove("PGPASSWORD")
         .env("PGPASSFILE", s.path("no-pgpass"))
+        .env("HOME", s.path("home"))
         .args(args);
     run_cmd(&mut c, stdin)
 }
 
-fn ok(o: &Output) -> String {
+pub(crate) fn ok(o: &Output) -> String {
     assert!(
         o.status.success(),
         "exit {:?}: {}{}",
@@ -26,7 +28,7 @@ fn ok(o: &Output) -> String {
 }
 
 /// A cluster with the schema in place.
-fn ready(s: &Scratch) -> Postgres {
+pub(crate) fn ready(s: &Scratch) -> Postgres {
     let pg = Postgres::start();
     ok(&tool(
         s,
@@ -325,14 +327,20 @@ fn bad_urls_wrong_passwords_and_missing_tables_are_clear_errors() {
     // Nothing was written anywhere: no table, no file named after the URL.
     assert_eq!(pg.query("SELECT to_regclass('sasldb') IS NULL").trim(), "t");
     assert!(!std::path::Path::new("postgresql:").exists());
-    // --import into PostgreSQL is refused, not turned into a file.
+    // --import into a database without the table fails there, never turned into a file.
     let o = tool(
         &s,
         SASLPASSWD,
         &["--import", "/nonexistent", "-f", &pg.url()],
         None,
     );
-    assert!(stderr(&o).contains("not supported yet"), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("table sasldb does not exist"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!std::path::Path::new("postgresql:").exists());
 }
 
 fn empty_password_is_never_stored() {

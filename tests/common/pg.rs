@@ -32,6 +32,37 @@ pub fn need_postgres() {
     super::harness::need_root();
 }
 
+/// A test CA and a server certificate it issued (PEM), for `ssl=on`.
+pub struct TlsFiles {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl TlsFiles {
+    /// A fresh CA and a server certificate for `names` (host names or IP addresses).
+    pub fn new(names: &[&str]) -> TlsFiles {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "sasldb test CA");
+        let ca_cert = ca.self_signed(&ca_key).expect("CA cert");
+        let key = KeyPair::generate().expect("server key");
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let cert = CertificateParams::new(names)
+            .expect("server params")
+            .signed_by(&key, &Issuer::new(ca, ca_key))
+            .expect("server cert");
+        TlsFiles {
+            ca_pem: ca_cert.pem(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+}
+
 pub struct Postgres {
     pub dir: tempfile::TempDir,
     pub port: u16,
@@ -67,6 +98,16 @@ fn ok(out: Output, what: &str) -> Output {
 impl Postgres {
     /// Start a fresh cluster and wait until it accepts the `sasl` role.
     pub fn start() -> Postgres {
+        Postgres::start_with(None)
+    }
+
+    /// [`Postgres::start`] with `ssl=on` and this server certificate
+    /// (TLS optional for clients, as PostgreSQL's default `host` lines allow).
+    pub fn start_tls(tls: &TlsFiles) -> Postgres {
+        Postgres::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<&TlsFiles>) -> Postgres {
         need_postgres();
         let dir = tempfile::Builder::new()
             .prefix("sasldb-pg.")
@@ -101,6 +142,29 @@ impl Postgres {
                 .expect("initdb"),
             "initdb",
         );
+        if let Some(tls) = tls {
+            let (cert, key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+            std::fs::write(&cert, &tls.cert_pem).expect("server.crt");
+            std::fs::write(&key, &tls.key_pem).expect("server.key");
+            // PostgreSQL refuses a key others can read.
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+            chown(&cert);
+            chown(&key);
+            // In the cluster's own postgresql.conf, so every start of it has them;
+            // log_connections: the log says which connections were encrypted.
+            use std::io::Write;
+            let mut conf = std::fs::OpenOptions::new()
+                .append(true)
+                .open(data.join("postgresql.conf"))
+                .expect("postgresql.conf");
+            write!(
+                conf,
+                "\nssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\nlog_connections = on\n",
+                cert.display(),
+                key.display()
+            )
+            .expect("write postgresql.conf");
+        }
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("postgres.log")).expect("log");
         chown(&dir.path().join("postgres.log"));

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use sasldb::authd::server::{PARTIAL_TIMEOUT, REQUEST_TIMEOUT};
 
-const REALM: &str = "lab.example";
+pub(crate) const REALM: &str = "lab.example";
 const MYHOSTNAME: &str = "mx.lab.example";
 const OUTSIDE: &str = "rcpt@outside.example";
 const USERS: &[(&str, &str, &str)] = &[
@@ -82,12 +82,12 @@ fn run_within(cmd: &mut Command, limit: Duration) -> Output {
 /// `saslpasswd`), `smtpd.conf` naming it and a `main.cf` for smtpd-auth.
 /// The directory is opened to others (0755): Postfix's unprivileged
 /// processes must reach sockets and logs under it.
-struct Lab {
-    s: Scratch,
+pub(crate) struct Lab {
+    pub(crate) s: Scratch,
 }
 
 impl Lab {
-    fn new() -> Lab {
+    pub(crate) fn new() -> Lab {
         // Sockets and stores go to Postfix's user and group; the daemons drop root.
         need_root();
         let s = Scratch::new();
@@ -123,7 +123,7 @@ impl Lab {
         self.s.path("smtpd-auth.cf")
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.s.path(name)
     }
 
@@ -163,7 +163,7 @@ fn start_daemon(lab: &Lab, name: &str, overrides: &[String]) -> Process {
 }
 
 /// How Postfix's smtpd authenticates.
-enum Sasl {
+pub(crate) enum Sasl {
     /// `smtpd_sasl_type = dovecot`, `smtpd_sasl_path = private/auth`.
     Dovecot,
     /// `smtpd_sasl_type = cyrus`, smtpd.conf with `pwcheck_method:
@@ -175,11 +175,11 @@ enum Sasl {
 /// queue_directory `queue/`, data_directory `data/`, maillog_file
 /// `maillog`; smtpd unchrooted on 127.0.0.1:<port>; nothing delivered
 /// anywhere (every transport is discard). `postfix stop` on drop.
-struct Postfix {
+pub(crate) struct Postfix {
     conf: PathBuf,
     queue: PathBuf,
     maillog: PathBuf,
-    port: u16,
+    pub(crate) port: u16,
     running: bool,
 }
 
@@ -191,7 +191,7 @@ impl Postfix {
     }
 
     /// As new(), `extra` main.cf lines last (they win over earlier ones).
-    fn with(lab: &Lab, sasl: Sasl, extra: &str) -> Postfix {
+    pub(crate) fn with(lab: &Lab, sasl: Sasl, extra: &str) -> Postfix {
         need("postfix", "postfix");
         let conf = lab.path("postfix");
         let queue = lab.path("queue");
@@ -283,7 +283,7 @@ smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
 
     /// `postfix -c DIR start` on a free port (another one if a parallel
     /// test took it meanwhile).
-    fn start(&mut self) {
+    pub(crate) fn start(&mut self) {
         for _ in 0..5 {
             self.port = free_port();
             std::fs::write(
@@ -337,7 +337,7 @@ tlsmgr unix - - n 1000? 1 tlsmgr
         panic!("postfix start: no free port after 5 tries");
     }
 
-    fn maillog(&self) -> String {
+    pub(crate) fn maillog(&self) -> String {
         std::fs::read_to_string(&self.maillog).unwrap_or_default()
     }
 
@@ -365,7 +365,7 @@ tlsmgr unix - - n 1000? 1 tlsmgr
     }
 
     /// One AUTH with swaks (`--quit-after AUTH`).
-    fn auth(&self, mech: &str, user: &str, pw: &str) -> (bool, String) {
+    pub(crate) fn auth(&self, mech: &str, user: &str, pw: &str) -> (bool, String) {
         self.swaks(&[
             "--auth",
             mech,
@@ -472,7 +472,7 @@ fn has_reply(transcript: &str, prefix: &str) -> bool {
 }
 
 #[track_caller]
-fn assert_authenticated((ok, t): (bool, String)) {
+pub(crate) fn assert_authenticated((ok, t): (bool, String)) {
     assert!(
         ok && has_reply(&t, "235 2.7.0 Authentication successful"),
         "{t}"
@@ -480,7 +480,7 @@ fn assert_authenticated((ok, t): (bool, String)) {
 }
 
 #[track_caller]
-fn assert_refused((ok, t): (bool, String)) -> String {
+pub(crate) fn assert_refused((ok, t): (bool, String)) -> String {
     assert!(
         !ok && has_reply(&t, "535 5.7.8 Error: authentication failed"),
         "{t}"

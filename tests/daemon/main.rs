@@ -14,6 +14,7 @@ mod hardening;
 mod mech_python;
 mod package;
 mod package_install;
+mod pg_cyrus;
 mod resources;
 mod smtpd_clients;
 mod tls_speed;
@@ -30,6 +31,7 @@ fn main() {
             mech_python::tests(),
             package::tests(),
             package_install::tests(),
+            pg_cyrus::tests(),
             resources::tests(),
             smtpd_clients::tests(),
             tls_speed::tests(),

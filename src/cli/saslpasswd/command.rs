@@ -62,16 +62,40 @@ Import:
     saslpasswd --import /etc/sasldb2.bdb -f /etc/sasldb2
 
 PostgreSQL:
-  -f postgresql://USER[:PASS]@HOST[,HOST2][:PORT]/DB[?target_session_attrs=read-write] keeps the
-  secrets in table sasldb (authid, realm, property, value; a NULL value means absent), the layout
-  Cyrus SASL's sql auxprop plugin reads. Create it once with --init-schema (it also adds a
-  statement-level trigger that sends NOTIFY sasldb on every change); no command creates it
-  implicitly. Without a password in the URL, PGPASSWORD and then ~/.pgpass (PGPASSFILE) are used,
-  as libpq does. Create, change, delete, -n, --batch (one transaction: COPY into a temporary table
-  and one MERGE; PostgreSQL 15 or later), --dry-run and --check work on it; --import, --postfix,
-  --publish and --doctor do not yet. Names and values must be UTF-8 text without NUL: anything
-  else is refused, never altered. The connection is plain TCP or a Unix socket (no TLS yet).
-  Cyrus lines for Postfix's smtpd.conf (Debian libsasl2-modules-sql):
+  -f postgresql://USER[:PASS]@HOST[,HOST2][:PORT]/DB[?PARAM=VALUE&...] keeps the secrets in table
+  sasldb, the layout Cyrus SASL's sql auxprop plugin reads:
+    CREATE TABLE sasldb (authid text NOT NULL, realm text NOT NULL, property text NOT NULL,
+      value text, PRIMARY KEY (authid, realm, property))
+  A NULL value means absent. Create it once with --init-schema (it also adds a statement-level
+  trigger, sasldb_notify, that sends NOTIFY sasldb on every change, whoever makes it); no command
+  creates it implicitly. Without a password in the URL, PGPASSWORD and then ~/.pgpass (PGPASSFILE)
+  are used, as libpq does. Several hosts fail over in order; writers take the first that accepts
+  writes (target_session_attrs=read-write). Create, change, delete, -n, --batch (one transaction:
+  COPY into a temporary table and one MERGE; PostgreSQL 15 or later), --dry-run, --check,
+  --import and --doctor work on it; --postfix and --publish manage files and do not apply.
+  Names and values must be UTF-8 text without NUL: anything else is refused, never altered.
+  TLS (rustls), with libpq's parameters:
+    sslmode=disable        no TLS
+    sslmode=prefer         TLS when the server offers it, certificate not checked (the default)
+    sslmode=require        TLS; certificate checked as verify-ca only when a root file is given
+                           or ~/.postgresql/root.crt exists
+    sslmode=verify-ca      TLS, the chain checked against the roots, not the host name
+    sslmode=verify-full    TLS, chain and host name checked
+    sslrootcert=FILE       trusted roots (PEM); default ~/.postgresql/root.crt for verify-*
+    sslrootcert=system     the system's roots (/etc/ssl/certs/ca-certificates.crt); verify-full only
+  A wrong CA, a wrong host name or sslmode=require against a server without TLS fail with the
+  reason; nothing is written.
+  --import OLDFILE -f URL copies a Berkeley DB, GDBM or LMDB sasldb into the table in one
+  transaction (--dry-run, --replace, conflicts named, as for a file). A record a text column
+  cannot hold (binary legacy cmusaslsecret* values, a key not of the form user\\0realm\\0property,
+  an empty value Cyrus would take as an empty password) stops the import, each named; with
+  --skip-unstorable the rest is imported and those records are listed. Nothing is converted.
+  --doctor -f URL [--json] checks the connection (the URL shown without its password), the
+  server version, TLS, the table and its primary key, the trigger, what the role may do (readers
+  need SELECT only; saslpasswd needs SELECT, INSERT, UPDATE and DELETE) and empty secrets, then
+  prints the Cyrus lines below with the site's host, port, user and database (JSON: cyrus_lines).
+  Cyrus lines for Postfix's smtpd.conf (Debian libsasl2-modules-sql; sql_passwd is the role's
+  password; add SCRAM-SHA-256 to mech_list for -n users):
     pwcheck_method: auxprop
     auxprop_plugin: sql
     sql_engine: pgsql
@@ -82,7 +106,9 @@ PostgreSQL:
     sql_select: SELECT value FROM sasldb WHERE authid='%u' AND realm='%r' AND property='%p' AND value IS NOT NULL
     sql_insert: INSERT INTO sasldb (authid,realm,property,value) VALUES ('%u','%r','%p',NULLIF('%v','NULL')) ON CONFLICT (authid,realm,property) DO UPDATE SET value=EXCLUDED.value
     sql_update: UPDATE sasldb SET value=NULLIF('%v','NULL') WHERE authid='%u' AND realm='%r' AND property='%p'
-  Without \"AND value IS NOT NULL\" a NULL row reaches Cyrus as an empty password.
+  Without \"AND value IS NOT NULL\" a NULL row reaches Cyrus as an empty password; saslpasswd2
+  writes the literal NULL for properties it clears, hence NULLIF. %r is smtpd_sasl_local_domain,
+  else the part after @, else myhostname.
 
 Doctor:
   --doctor checks the store (exists, opens, owner and modes, and that Postfix's mail_owner really
@@ -149,8 +175,9 @@ pub fn command() -> Command {
             "saslpasswd [-v] [-c [-p] [-n]] [-d] [-a appname] [-f sasldb] [-u DOM] userid\n       \
              saslpasswd --batch FILE [--dry-run] [-n] [-a appname] [-f sasldb] [-u DOM]\n       \
              saslpasswd --check [-p] [--password-fd N] [-a appname] [-f sasldb] [-u DOM] userid\n       \
-             saslpasswd --import OLDFILE [--dry-run] [--replace] [-a appname] [-f sasldb]\n       \
-             saslpasswd --init-schema -f postgresql://USER[:PASS]@HOST[:PORT]/DB",
+             saslpasswd --import OLDFILE [--dry-run] [--replace] [--skip-unstorable] [-a appname] [-f sasldb]\n       \
+             saslpasswd --init-schema -f postgresql://USER[:PASS]@HOST[:PORT]/DB\n       \
+             saslpasswd --doctor [--json] -f postgresql://USER[:PASS]@HOST[:PORT]/DB",
         )
         .arg(flag("pipe", 'p', "Pipe mode: no prompt, password read on stdin (automatic when stdin is not a terminal); one read of at most 2048 bytes, one trailing newline removed"))
         .arg(flag("create", 'c', "Create: accepted for compatibility; a set creates or overwrites either way"))
@@ -175,6 +202,8 @@ pub fn command() -> Command {
             .help("Copy every record of an old sasldb (Berkeley DB hash, GDBM, LMDB) into the store in one transaction, bytes exact"))
         .arg(Arg::new("replace").long("replace").action(ArgAction::SetTrue)
             .help("With --import: overwrite keys the store holds with other values (else nothing is written)"))
+        .arg(Arg::new("skip-unstorable").long("skip-unstorable").action(ArgAction::SetTrue)
+            .help("With --import into PostgreSQL: leave out (and list) records a text column cannot hold (binary, empty) instead of refusing the import"))
         .arg(Arg::new("init-schema").long("init-schema").action(ArgAction::SetTrue)
             .help("With -f postgresql://...: create table sasldb and its NOTIFY trigger (never done implicitly)"))
         .arg(Arg::new("password-fd").long("password-fd").value_name("N").action(ArgAction::Set)

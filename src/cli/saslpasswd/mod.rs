@@ -46,6 +46,8 @@ struct Options {
     fix: bool,
     json: bool,
     init_schema: bool,
+    /// Only meaningful with `--import` (handled in `cli::import`).
+    skip_unstorable: bool,
 }
 
 /// Run the tool; returns the exit code.
@@ -114,6 +116,7 @@ fn options(prog: &str, args: Vec<OsString>) -> Result<Option<(Options, Vec<OsStr
                 "fix" => o.fix = true,
                 "json" => o.json = true,
                 "init-schema" => o.init_schema = true,
+                "skip-unstorable" => o.skip_unstorable = true,
                 "long-help" => {
                     let help = command().render_long_help().to_string();
                     let _ = io::Write::write_all(&mut io::stdout(), help.as_bytes());
@@ -156,6 +159,9 @@ fn main(prog: &str, args: Vec<OsString>) -> Result<(), Failure> {
 }
 
 fn conflicts(o: &Options) -> Option<&'static str> {
+    if o.skip_unstorable {
+        return Some("--skip-unstorable goes with --import");
+    }
     if o.check && (o.create || o.disable || o.noplain || o.dry_run) {
         return Some("--check cannot be combined with -c, -d, -n or --dry-run");
     }
@@ -271,9 +277,9 @@ impl Tool {
                 "--init-schema needs -f postgresql://USER@HOST/DB".into(),
             ));
         }
-        if pg.is_some() && (o.postfix == Some(true) || o.publish || o.doctor) {
+        if pg.is_some() && (o.postfix == Some(true) || o.publish || o.fix) {
             return Err(Failure::Said(
-                "--postfix, --publish and --doctor do not support a PostgreSQL store yet".into(),
+                "--postfix, --publish and --fix apply to a sasldb file; a PostgreSQL store needs neither copies nor modes".into(),
             ));
         }
         let (deploy, postfix_realm) = if pg.is_some() {
@@ -375,6 +381,12 @@ impl Tool {
     }
 
     fn doctor(&self) -> Result<(), Failure> {
+        if let Some(url) = &self.pg {
+            return match super::doctor::run_pg(&self.prog, url, self.o.json)? {
+                true => Ok(()),
+                false => Err(Failure::Unhealthy),
+            };
+        }
         let healthy = super::doctor::run(
             &self.prog,
             &self.path,

@@ -82,6 +82,7 @@ pub mod checks;
 pub mod facts;
 pub mod fix;
 pub mod gather;
+pub mod pg;
 pub mod probe;
 pub mod report;
 

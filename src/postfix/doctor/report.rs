@@ -18,6 +18,9 @@ pub struct Report {
     pub errors: usize,
     pub warnings: usize,
     pub fixed: usize,
+    /// PostgreSQL store: the Cyrus `sql` auxprop lines for it (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cyrus_lines: Option<Vec<String>>,
 }
 
 impl Report {
@@ -30,6 +33,7 @@ impl Report {
             warnings: count(Level::Warning),
             fixed: findings.iter().filter(|f| f.fixed).count(),
             findings,
+            cyrus_lines: None,
         }
     }
 
