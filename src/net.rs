@@ -166,14 +166,15 @@ impl FailureLimiter {
             let window = self.window;
             self.clients
                 .retain(|_, (start, _)| now.duration_since(*start) < window);
-            if self.clients.len() >= MAX_CLIENTS
-                && let Some(oldest) = self
-                    .clients
-                    .iter()
-                    .min_by_key(|(_, (s, _))| *s)
-                    .map(|(k, _)| k.clone())
-            {
-                self.clients.remove(&oldest);
+            if self.clients.len() >= MAX_CLIENTS {
+                // Forget the oldest eighth at once: one pass per many
+                // newcomers, not one per newcomer (a client with many
+                // addresses fills the table on purpose).
+                let mut starts: Vec<Instant> = self.clients.values().map(|(s, _)| *s).collect();
+                let nth = starts.len() / 8;
+                let (_, cutoff, _) = starts.select_nth_unstable(nth);
+                let cutoff = *cutoff;
+                self.clients.retain(|_, (start, _)| *start > cutoff);
             }
         }
         let entry = self.clients.entry(c.to_string()).or_insert((now, 0));
@@ -214,6 +215,32 @@ mod tests {
         }
         assert!(l.allow_at(Some("127.0.0.1"), t0), "exempt");
         assert!(l.allow_at(None, t0));
+    }
+
+    #[test]
+    fn a_full_table_forgets_its_oldest_eighth_at_once() {
+        let t0 = Instant::now();
+        let mut l = FailureLimiter::new(1, Duration::from_secs(3600), Vec::new());
+        let ip = |i: usize| format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255);
+        for i in 0..MAX_CLIENTS {
+            l.failed_at(Some(&ip(i)), t0 + Duration::from_millis(i as u64));
+        }
+        assert_eq!(l.clients.len(), MAX_CLIENTS);
+        let later = t0 + Duration::from_secs(200);
+        l.failed_at(Some("192.0.2.1"), later);
+        // The oldest eighth (and one) went in one pass; the newcomer is in.
+        assert_eq!(l.clients.len(), MAX_CLIENTS - MAX_CLIENTS / 8);
+        assert!(l.allow_at(Some(&ip(0)), later), "oldest forgotten");
+        assert!(
+            !l.allow_at(Some(&ip(MAX_CLIENTS - 1)), later),
+            "newest kept"
+        );
+        assert!(!l.allow_at(Some("192.0.2.1"), later));
+        // The next newcomers fit without another pass.
+        for i in 0..100 {
+            l.failed_at(Some(&format!("198.51.100.{i}")), later);
+        }
+        assert_eq!(l.clients.len(), MAX_CLIENTS - MAX_CLIENTS / 8 + 100);
     }
 
     #[test]
