@@ -13,7 +13,9 @@ mod config;
 mod error;
 mod tls;
 
-use config::{Source, common, failure_limiter, logger, offered, smtp_listener, socket_spec};
+use config::{
+    Backend, Source, common, failure_limiter, logger, offered, smtp_listener, socket_spec,
+};
 use error::Fatal;
 
 use crate::authd::dovecot::DovecotConfig;
@@ -22,7 +24,6 @@ use crate::logging;
 use crate::maincf::{self, MainCf};
 use crate::smtp::listener::Control;
 use crate::smtp::spool::Spool;
-use crate::store::Store;
 
 /// Default configuration file (read when it exists and no -c is given).
 pub const DEFAULT_CONFIG: &str = "/etc/smtpd-auth/main.cf";
@@ -218,7 +219,19 @@ fn start(
         }
     };
     let c = common(&cf)?;
-    let store = Store::open_read(&c.store_path, &c.open).map_err(Fatal::NoStore)?;
+    // Stop and reload signals go to sigwait only: block them before any
+    // thread starts (a PostgreSQL store starts its client's now).
+    let mut signals = SigSet::empty();
+    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        signals.add(sig);
+    }
+    signals.thread_block().map_err(Fatal::Signals)?;
+    let auth_log = Arc::new(logger(&cf, &c.hostname, "auth")?);
+    let backend = {
+        let l = Arc::clone(&auth_log);
+        Backend::open(&cf, &c, Arc::new(move |text: &str| l.log(text)))?
+    };
+    let store = backend.credentials(&c)?;
     let socket_mechanisms = offered(&cf, &c.cyrus, "smtpd_sasl_security_options", false)?;
     if socket_mechanisms.is_empty() {
         return Err(Fatal::NoMechanism);
@@ -230,7 +243,6 @@ fn start(
         pid: std::process::id(),
         connection_id: 0,
     };
-    let auth_log = logger(&cf, &c.hostname, "auth")?;
     let log: Box<logging::LogFn> = Box::new(move |text: &str| auth_log.log(text));
     let mut dovecot_spec = socket_spec(&cf, "dovecot_auth_socket")?;
     let mut saslauthd_spec = socket_spec(&cf, "saslauthd_socket")?;
@@ -274,13 +286,6 @@ fn start(
     );
     aliases.push("localhost".into());
     let limiter = failure_limiter(&cf)?;
-    // Stop and reload signals go to sigwait only: block them before any
-    // thread starts.
-    let mut signals = SigSet::empty();
-    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
-        signals.add(sig);
-    }
-    signals.thread_block().map_err(Fatal::Signals)?;
     let shared = Arc::new(Shared::new(store, c.server.clone(), dovecot, limiter, log));
     if let Some(path) = &c.cyrus.path {
         for key in c.cyrus.unknown_keys() {
@@ -347,8 +352,7 @@ fn start(
         None => Vec::new(),
     };
     if !listen.is_empty() || !listen_tls.is_empty() || !inherited_tcp.is_empty() {
-        let store = Store::open_read(&c.store_path, &c.open)?;
-        let l = smtp_listener(&cf, &c, Arc::new(store), &aliases, None)?;
+        let l = smtp_listener(&cf, &c, backend.directory(&c)?, &aliases, None)?;
         let tls_on = l.tls.is_some();
         let stale = prepare_spool(&cf, &l.spool)?;
         if stale > 0 {
@@ -423,12 +427,14 @@ fn start(
                     let rebuilt = common(&cf2).and_then(|c2| {
                         let old = ctl.listener();
                         let same_tls = tls::tls_inputs(&cf2).map_err(Fatal::Tls)? == tls_now;
-                        // The open store stays: it is always current, and
+                        // The open store stays: it is always current (a
+                        // PostgreSQL one through its LISTEN connection), and
                         // after root is given up it may not open again.
                         let store = if c2.store_path == c.store_path {
-                            Arc::clone(&old.store)
+                            Arc::clone(&old.accounts)
                         } else {
-                            Arc::new(Store::open_read(&c2.store_path, &c2.open)?)
+                            let log = Arc::clone(&old.log);
+                            Backend::open(&cf2, &c2, log)?.directory(&c2)?
                         };
                         let l = smtp_listener(&cf2, &c2, store, &aliases, Some((&old, same_tls)))?;
                         Ok((l, tls::tls_inputs(&cf2).map_err(Fatal::Tls)?))

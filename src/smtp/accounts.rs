@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::mech::{Credentials, Secrets};
+use crate::secret::pg_fetch::PgCredentials;
 use crate::store::{Account, Scanned, Store, StoreError};
 
 /// Accounts as the SMTP policy asks about them.
@@ -95,6 +96,17 @@ impl Directory for AccountIndex {
         self.index()?.get(&key).cloned()
     }
 }
+
+/// PostgreSQL: a query served by the index on lowered names, its answers
+/// cached (see `secret::cached`).
+impl Directory for PgCredentials {
+    fn find_account(&self, local: &str, domain: &str) -> Option<Account> {
+        exact(self, local, domain).or_else(|| self.find_folded(local, domain))
+    }
+}
+
+/// What the SMTP listener asks about accounts, whichever the backend.
+pub type SharedDirectory = Arc<dyn Directory + Send + Sync>;
 
 #[cfg(test)]
 mod tests {

@@ -19,6 +19,7 @@ pub mod backend;
 mod error;
 pub mod key;
 pub mod pg;
+pub mod pg_pool;
 
 use std::fmt;
 use std::fs;

@@ -20,9 +20,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use postgres::binary_copy::BinaryCopyInWriter;
-use postgres::config::{Host, TargetSessionAttrs};
 use postgres::types::Type;
-use postgres::{Client, Config, NoTls};
+use postgres::{Client, NoTls};
+use tokio_postgres::Config;
+use tokio_postgres::config::{Host, TargetSessionAttrs};
 
 use super::{Account, Result, StoreError};
 
@@ -33,7 +34,8 @@ pub const CHANNEL: &str = "sasldb";
 pub const SCHEMA: &str = "\
 CREATE TABLE IF NOT EXISTS sasldb (authid text NOT NULL, realm text NOT NULL, property text NOT NULL, value text, PRIMARY KEY (authid, realm, property));
 CREATE OR REPLACE FUNCTION sasldb_notify() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify('sasldb', ''); RETURN NULL; END $$;
-CREATE OR REPLACE TRIGGER sasldb_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON sasldb FOR EACH STATEMENT EXECUTE FUNCTION sasldb_notify();";
+CREATE OR REPLACE TRIGGER sasldb_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON sasldb FOR EACH STATEMENT EXECUTE FUNCTION sasldb_notify();
+CREATE INDEX IF NOT EXISTS sasldb_folded ON sasldb (lower(authid), lower(realm));";
 
 /// A bound on connecting, so a dead host fails the command instead of hanging it.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -99,7 +101,7 @@ pub fn redacted_url(url: &str) -> String {
     Config::from_str(url).map_or_else(|_| "PostgreSQL URL".to_string(), |c| redacted(&c))
 }
 
-fn pg_err(target: &str, what: &str, e: &postgres::Error) -> StoreError {
+pub(super) fn pg_err(target: &str, what: &str, e: &postgres::Error) -> StoreError {
     // The driver's messages name the server's reason (and never the password).
     let detail = match e.as_db_error() {
         Some(db) => db.message().to_string(),
@@ -183,38 +185,66 @@ fn default_password(config: &mut Config) {
     }
 }
 
+/// The URL parsed with libpq's defaults filled in (host `localhost`, user
+/// `PGUSER`/`USER`, password `PGPASSWORD`/pgpass, a connect timeout), and
+/// its redacted form for messages: what the tools and the daemon connect with.
+pub fn client_config(url: &str, mode: Mode) -> Result<(Config, String)> {
+    let mut config = Config::from_str(url).map_err(|e| StoreError::Pg {
+        target: "PostgreSQL URL".into(),
+        // The parser names the bad option, never the URL's text.
+        message: format!("cannot parse: {e}"),
+    })?;
+    if config.get_hosts().is_empty() {
+        config.host("localhost");
+    }
+    if config.get_user().is_none() {
+        let user = std::env::var("PGUSER")
+            .or_else(|_| std::env::var("USER"))
+            .unwrap_or_else(|_| "postgres".into());
+        config.user(&user);
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if mode != Mode::Read && config.get_hosts().len() > 1 && !url.contains("target_session_attrs") {
+        config.target_session_attrs(TargetSessionAttrs::ReadWrite);
+    }
+    default_password(&mut config);
+    let target = redacted(&config);
+    Ok((config, target))
+}
+
+/// One account's properties with a value, in byte order.
+pub(super) const PROPERTIES: &str = "SELECT property, value FROM sasldb \
+     WHERE authid = $1 AND realm = $2 AND value IS NOT NULL ORDER BY property COLLATE \"C\"";
+
+/// The account's name and realm as text; `None`: it cannot be stored.
+pub(super) fn names(account: &Account) -> Option<(&str, &str)> {
+    Some((
+        std::str::from_utf8(&account.authid).ok()?,
+        std::str::from_utf8(&account.realm).ok()?,
+    ))
+}
+
+/// The rows of [`PROPERTIES`] as (property, value) bytes.
+pub(super) fn property_pairs(rows: &[postgres::Row]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    rows.iter()
+        .map(|r| {
+            let p: &str = r.get(0);
+            let v: &str = r.get(1);
+            (p.as_bytes().to_vec(), v.as_bytes().to_vec())
+        })
+        .collect()
+}
+
 impl PgStore {
     /// Parse the URL and connect. Writers (and `--init-schema`) given
     /// several hosts and no `target_session_attrs` take the first that
     /// accepts writes, as `target_session_attrs=read-write` would; every
     /// mode but [`Mode::Schema`] fails unless table sasldb exists.
     pub fn connect(url: &str, mode: Mode) -> Result<PgStore> {
-        let mut config = Config::from_str(url).map_err(|e| StoreError::Pg {
-            target: "PostgreSQL URL".into(),
-            // The parser names the bad option, never the URL's text.
-            message: format!("cannot parse: {e}"),
-        })?;
-        if config.get_hosts().is_empty() {
-            config.host("localhost");
-        }
-        if config.get_user().is_none() {
-            let user = std::env::var("PGUSER")
-                .or_else(|_| std::env::var("USER"))
-                .unwrap_or_else(|_| "postgres".into());
-            config.user(&user);
-        }
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
-        }
-        if mode != Mode::Read
-            && config.get_hosts().len() > 1
-            && !url.contains("target_session_attrs")
-        {
-            config.target_session_attrs(TargetSessionAttrs::ReadWrite);
-        }
-        default_password(&mut config);
-        let target = redacted(&config);
-        let client = config
+        let (config, target) = client_config(url, mode)?;
+        let client = postgres::Config::from(config)
             .connect(NoTls)
             .map_err(|e| pg_err(&target, "cannot connect", &e))?;
         let store = PgStore {
@@ -284,29 +314,15 @@ impl PgStore {
 
     /// All properties of one account with a value, in byte order.
     pub fn properties(&self, account: &Account) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let (Ok(user), Ok(realm)) = (
-            std::str::from_utf8(&account.authid),
-            std::str::from_utf8(&account.realm),
-        ) else {
+        let Some((user, realm)) = names(account) else {
             return Ok(Vec::new()); // such a name cannot be stored
         };
         let rows = self
             .client
             .borrow_mut()
-            .query(
-                "SELECT property, value FROM sasldb WHERE authid = $1 AND realm = $2 \
-                 AND value IS NOT NULL ORDER BY property COLLATE \"C\"",
-                &[&user, &realm],
-            )
+            .query(PROPERTIES, &[&user, &realm])
             .map_err(|e| self.err("reading", &e))?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let p: &str = r.get(0);
-                let v: &str = r.get(1);
-                (p.as_bytes().to_vec(), v.as_bytes().to_vec())
-            })
-            .collect())
+        Ok(property_pairs(&rows))
     }
 
     /// Whether any account with a value is in `realm`.
