@@ -141,13 +141,12 @@ impl PgPool {
     /// Connect once and check that table sasldb is there (at start: a bad
     /// URL, password or database is an error then, not at the first login).
     pub async fn check(&self) -> Result<()> {
-        let conn = self.conn(0).await?;
-        let row = timeout(
-            conn.client
-                .query_one("SELECT to_regclass('sasldb') IS NOT NULL", &[]),
-        )
-        .await
-        .map_err(|e| self.failed("checking table sasldb", e))?;
+        let (client, _) = connect(&self.config)
+            .await
+            .map_err(|e| self.err("cannot connect", &e))?;
+        let row = timeout(client.query_one("SELECT to_regclass('sasldb') IS NOT NULL", &[]))
+            .await
+            .map_err(|e| self.failed("checking table sasldb", e))?;
         if !row.get::<_, bool>(0) {
             return Err(StoreError::Pg {
                 target: self.target.clone(),
@@ -156,7 +155,7 @@ impl PgPool {
                         .into(),
             });
         }
-        Ok(())
+        self.conn(0).await.map(drop)
     }
 
     fn is_down(&self) -> bool {

@@ -13,6 +13,7 @@ mod fail2ban;
 mod hardening;
 mod mech_python;
 mod package;
+mod pg;
 mod resources;
 mod smtpd_clients;
 mod tls_speed;
@@ -28,6 +29,7 @@ fn main() {
             hardening::tests(),
             mech_python::tests(),
             package::tests(),
+            pg::tests(),
             resources::tests(),
             smtpd_clients::tests(),
             tls_speed::tests(),
