@@ -40,6 +40,13 @@ const SOCKET_ACTIVATION: &str = "\nSocket activation:
   With NOTIFY_SOCKET set (Type=notify): READY=1 once serving, RELOADING=1 then READY=1 around a reload (SIGHUP), STOPPING=1 on SIGTERM.
 ";
 
+/// The `--help` (and man page) section on a PostgreSQL store.
+const POSTGRESQL: &str = "\nPostgreSQL store:
+  sasldb_path = postgresql://USER@HOST:PORT/DB serves the table saslpasswd --init-schema creates (the password from the URL, PGPASSWORD or ~/.pgpass; keep it off the command line). The SMTP listener and the auth sockets share 4 connections (connect timeout 3s unless the URL sets connect_timeout, statement timeout 5s) and one cache of looked-up secrets (smtpd_auth_cache_ttl, smtpd_auth_cache_negative_ttl, smtpd_auth_cache_size). A LISTEN connection on channel sasldb empties the cache on every change the table's trigger notifies, whoever makes it; while it is down nothing cached is trusted. The first failed login after a success asks the database again.
+
+  When the database is unreachable: logged once (and its return once); accounts that logged in within the last hour keep logging in with the same password, others fail temporarily (454 4.7.0; Dovecot socket: FAIL with temp), wrong passwords fail (535); look-ups fail at once while reconnection is retried in the background.
+";
+
 pub fn command() -> Command {
     let mut params = String::from("Parameters (main.cf syntax; unknown names are errors):\n");
     for p in maincf::PARAMS {
@@ -49,6 +56,7 @@ pub fn command() -> Command {
         ));
     }
     params.push_str(SOCKET_ACTIVATION);
+    params.push_str(POSTGRESQL);
     params.push_str(
         "\nExamples:\n  Serve Postfix (smtpd_sasl_type = dovecot, smtpd_sasl_path = private/auth):\n    smtpd-auth -o dovecot_auth_socket=/var/spool/postfix/private/auth\n  Be saslauthd for Cyrus's pwcheck_method: saslauthd:\n    smtpd-auth -o saslauthd_socket=/var/spool/postfix/var/run/saslauthd/mux",
     );

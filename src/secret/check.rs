@@ -52,14 +52,7 @@ pub trait Credentials {
 
 impl Credentials for Store {
     fn secrets(&self, account: &Account) -> Result<Option<Secrets>, StoreError> {
-        self.read(|v| {
-            let props = v.properties(account)?;
-            Ok(if props.is_empty() {
-                None
-            } else {
-                Some(Secrets::from_properties(&props))
-            })
-        })
+        self.read(|v| Ok(Secrets::for_login(&v.properties(account)?)))
     }
 }
 
@@ -99,9 +92,6 @@ impl Secrets {
         let mut s = Secrets::default();
         for (name, value) in props {
             match *name {
-                // An empty value never logs in: CRAM-MD5, DIGEST-MD5 and
-                // SCRAM would accept the empty password a client can send.
-                _ if value.is_empty() => {}
                 n if n == USER_PASSWORD.as_bytes() => s.user_password = Some(value.to_vec()),
                 n if n == AUTH_PASSWORD.as_bytes() => {
                     if let Ok(v) = ScramVerifier::parse(value) {
@@ -113,6 +103,21 @@ impl Secrets {
             }
         }
         s
+    }
+
+    /// What a login may check against: [`Secrets::from_properties`]
+    /// without empty values. An empty password never logs in: CRAM-MD5,
+    /// DIGEST-MD5 and SCRAM would accept the empty password a client can
+    /// send (plain SQL or Cyrus's `saslpasswd2` can store one). `None`
+    /// when nothing is stored.
+    pub fn for_login(props: &[(&[u8], &[u8])]) -> Option<Secrets> {
+        if props.is_empty() {
+            return None;
+        }
+        let mut s = Secrets::from_properties(props);
+        s.user_password = s.user_password.filter(|v| !v.is_empty());
+        s.legacy_plain = s.legacy_plain.filter(|v| !v.is_empty());
+        Some(s)
     }
 
     /// The plaintext check: the cleartext when stored, else the SCRAM

@@ -75,7 +75,7 @@ impl Fetch for PgFetch {
             .iter()
             .map(|(k, v)| (k.as_slice(), v.as_slice()))
             .collect();
-        Ok((!props.is_empty()).then(|| Secrets::from_properties(&props)))
+        Ok(Secrets::for_login(&props))
     }
 
     fn folded(&self, authid: &str, realm: &str) -> Result<Option<Account>, StoreError> {
