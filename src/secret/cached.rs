@@ -96,8 +96,8 @@ impl<F: Fetch> Cached<F> {
     }
 
     /// The stored account `authid@realm` names without case (see
-    /// `smtp::accounts::Directory`). `None` too when the store cannot say.
-    pub fn find_folded(&self, authid: &str, realm: &str) -> Option<Account> {
+    /// `smtp::accounts::Directory`).
+    pub fn find_folded(&self, authid: &str, realm: &str) -> Result<Option<Account>, StoreError> {
         let key = (
             authid.as_bytes().to_ascii_lowercase(),
             realm.as_bytes().to_ascii_lowercase(),
@@ -105,14 +105,14 @@ impl<F: Fetch> Cached<F> {
         let epoch = {
             let c = self.lock();
             if let Some(hit) = c.folded.get(&key, (self.clock)()) {
-                return hit;
+                return Ok(hit);
             }
             c.folded.epoch()
         };
-        let found = self.fetch.folded(authid, realm).ok()?;
+        let found = self.fetch.folded(authid, realm)?;
         let now = (self.clock)();
         self.lock().folded.put(&key, found.clone(), epoch, now);
-        found
+        Ok(found)
     }
 }
 
@@ -331,11 +331,23 @@ mod tests {
     fn folded_look_ups_are_cached() {
         let lab = Lab::new();
         let alice = Some(Account::new("alice", "example.org"));
-        assert_eq!(lab.creds.find_folded("ALICE", "Example.ORG"), alice);
+        assert_eq!(
+            lab.creds.find_folded("ALICE", "Example.ORG").unwrap(),
+            alice
+        );
         let f = lab.fetches();
-        assert_eq!(lab.creds.find_folded("Alice", "EXAMPLE.org"), alice);
-        assert_eq!(lab.creds.find_folded("nobody", "example.org"), None);
-        assert_eq!(lab.creds.find_folded("NOBODY", "example.org"), None);
+        assert_eq!(
+            lab.creds.find_folded("Alice", "EXAMPLE.org").unwrap(),
+            alice
+        );
+        assert_eq!(
+            lab.creds.find_folded("nobody", "example.org").unwrap(),
+            None
+        );
+        assert_eq!(
+            lab.creds.find_folded("NOBODY", "example.org").unwrap(),
+            None
+        );
         assert_eq!(lab.fetches() - f, 1);
     }
 }

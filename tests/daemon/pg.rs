@@ -67,6 +67,7 @@ fn start(s: &Scratch, pg: &Postgres, name: &str, extra: &[&str]) -> Daemon {
         &cf,
         format!(
             "sasldb_path = {}\nmyhostname = mx.example.org\nsmtpd_sasl_local_domain = example.org\n\
+             mydestination = example.org\n\
              smtpd_tls_security_level = none\nsmtpd_tls_auth_only = no\nmail_owner = postfix\n\
              smtpd_auth_failure_limit = 1000\nsmtpd_client_auth_rate_limit = 0\n\
              smtpd_error_sleep_time = 0s\nsmtpd_auth_state_dir = {}\n",
@@ -88,8 +89,9 @@ fn start(s: &Scratch, pg: &Postgres, name: &str, extra: &[&str]) -> Daemon {
     Daemon { p, port }
 }
 
-/// A raw SMTP client: EHLO, then one AUTH; the reply code.
-fn auth(port: u16, mech_and_initial: &str) -> u16 {
+/// A raw SMTP client: the greeting and EHLO, then `commands` one at a
+/// time; the last reply line of the last one.
+fn smtp(port: u16, commands: &[&str]) -> String {
     let w = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     w.set_read_timeout(Some(WAIT)).unwrap();
     let mut r = BufReader::new(w.try_clone().unwrap());
@@ -98,17 +100,32 @@ fn auth(port: u16, mech_and_initial: &str) -> u16 {
         let mut l = String::new();
         assert!(r.read_line(&mut l).expect("read") > 0, "connection closed");
         if l.as_bytes().get(3) != Some(&b'-') {
-            return l[..3].parse::<u16>().expect("reply code");
+            return l.trim_end().to_string();
         }
     };
-    assert_eq!(reply(), 220);
-    w.write_all(b"EHLO client.test\r\n").unwrap();
-    assert_eq!(reply(), 250);
-    w.write_all(format!("AUTH {mech_and_initial}\r\n").as_bytes())
-        .unwrap();
-    let code = reply();
+    assert!(reply().starts_with("220"));
+    let mut last = String::new();
+    for c in std::iter::once("EHLO client.test").chain(commands.iter().copied()) {
+        w.write_all(format!("{c}\r\n").as_bytes()).unwrap();
+        last = reply();
+    }
     let _ = w.write_all(b"QUIT\r\n");
-    code
+    last
+}
+
+/// EHLO, then one AUTH; the reply code.
+fn auth(port: u16, mech_and_initial: &str) -> u16 {
+    smtp(port, &[&format!("AUTH {mech_and_initial}")])[..3]
+        .parse()
+        .expect("reply code")
+}
+
+/// A stranger's RCPT to a local address; the reply.
+fn rcpt(port: u16, to: &str) -> String {
+    smtp(
+        port,
+        &["MAIL FROM:<x@outside.example>", &format!("RCPT TO:<{to}>")],
+    )
 }
 
 /// AUTH PLAIN with an initial response; the reply code.
@@ -221,6 +238,7 @@ fn an_outage_serves_recent_logins_and_recovers() {
     let mut d = start(&s, &pg, "a", &[]);
     assert_eq!(smtplib(d.port, "PLAIN", "alice", "alice-pw"), 235);
     assert_eq!(plain(d.port, "bob", "wrong"), 535);
+    assert!(rcpt(d.port, "nobody@example.org").starts_with("550 5.1.1"));
     pg.stop();
     // Whichever notices first (a look-up or the LISTEN connection) logs it.
     d.p.wait_log(OUTAGE);
@@ -231,6 +249,11 @@ fn an_outage_serves_recent_logins_and_recovers() {
         assert_eq!(plain(d.port, "alice", "wrong-pw"), 535);
         assert_eq!(plain(d.port, "nobody", "x"), 454, "unknown user");
         assert_eq!(plain(d.port, "bob", "bob-pw"), 454, "not recently in");
+        // Mail for a local address is deferred, never refused as unknown.
+        assert_eq!(
+            rcpt(d.port, "nobody@example.org"),
+            "451 4.3.0 <nobody@example.org>: Temporary lookup failure"
+        );
     }
     assert!(d.p.exited().is_none(), "the daemon died:\n{}", d.p.log());
     let log = d.p.log();
