@@ -101,6 +101,12 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     };
     if m.get_flag("print-config") {
         for (k, v) in cf.explicit() {
+            // A database URL is shown without its password.
+            let v = if crate::store::pg::is_url(v.as_bytes()) {
+                crate::store::pg::redacted_url(&v)
+            } else {
+                v
+            };
             println!("{k} = {v}");
         }
         return 0;

@@ -302,6 +302,30 @@ mod tests {
     }
 
     #[test]
+    fn scram_fails_once_and_its_next_attempt_has_the_new_secrets() {
+        let lab = Lab::new();
+        let alice = Account::new("alice", "example.org");
+        let scram = |pw: &str| {
+            let (f, p) = (lab.fetches(), pbkdf2_runs());
+            let s = lab.creds.secrets(&alice).unwrap();
+            let cost = FailureCost {
+                iterations: 64,
+                ..FailureCost::default()
+            };
+            let ok = check_account(&lab.creds, &alice, s, cost, false, |s| {
+                s.plain_check()?.matches(pw.as_bytes()).then_some(())
+            });
+            (ok.is_some(), lab.fetches() - f, pbkdf2_runs() - p)
+        };
+        assert_eq!(scram("pw"), (true, 1, 0));
+        lab.store.set("alice", "new");
+        // This exchange fails (its salt went out), one padding run...
+        assert_eq!(scram("new"), (false, 1, 1));
+        // ...the next one has the new secrets, from the cache.
+        assert_eq!(scram("new"), (true, 0, 0));
+    }
+
+    #[test]
     fn outages_serve_recent_successes_only() {
         let lab = Lab::new();
         lab.store.set("bob", "bob-pw");

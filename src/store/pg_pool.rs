@@ -184,7 +184,8 @@ impl PgPool {
     fn unreachable(&self) -> StoreError {
         StoreError::Pg {
             target: self.target.clone(),
-            message: "database unreachable (retrying in the background)".into(),
+            message: "not connected: the database is unreachable (retrying in the background)"
+                .into(),
         }
     }
 

@@ -224,18 +224,29 @@ fn two_daemons_see_every_change_within_2s() {
     for d in daemons {
         let log = d.p.log();
         assert!(!log.contains(PASSWORD), "{log}");
-        assert!(!log.contains("database unreachable"), "{log}");
+        assert!(!log.contains(OUTAGE), "{log}");
     }
 }
 
-const OUTAGE: &str = "database unreachable";
+const OUTAGE: &str = "warning: database unreachable: ";
 const RECOVERY: &str = "reachable again";
 
 fn an_outage_serves_recent_logins_and_recovers() {
     need("python3", "python3");
     let s = Scratch::new();
     let mut pg = cluster(&s);
-    let mut d = start(&s, &pg, "a", &[]);
+    let socket = s.path("auth");
+    let mut d = start(
+        &s,
+        &pg,
+        "a",
+        &[
+            &format!("dovecot_auth_socket={}", socket.display()),
+            "dovecot_auth_socket_owner=postfix",
+        ],
+    );
+    d.p.wait_log("dovecot auth socket");
+    let mut postfix = Dovecot::connect(&socket);
     assert_eq!(smtplib(d.port, "PLAIN", "alice", "alice-pw"), 235);
     assert_eq!(plain(d.port, "bob", "wrong"), 535);
     assert!(rcpt(d.port, "nobody@example.org").starts_with("550 5.1.1"));
@@ -255,6 +266,19 @@ fn an_outage_serves_recent_logins_and_recovers() {
             "451 4.3.0 <nobody@example.org>: Temporary lookup failure"
         );
     }
+    // The Dovecot socket shares the cache: Postfix's smtpd sees the same.
+    let ok = postfix.plain(1, "192.0.2.7", "alice", "alice-pw");
+    assert!(ok.starts_with("OK\t1\tuser=alice"), "{ok}");
+    let temp = postfix.plain(2, "192.0.2.7", "bob", "bob-pw");
+    assert!(
+        temp.starts_with("FAIL\t2\t") && temp.ends_with("\ttemp"),
+        "{temp}"
+    );
+    let wrong = postfix.plain(3, "192.0.2.7", "alice", "wrong");
+    assert!(
+        wrong.starts_with("FAIL\t3\t") && !wrong.contains("temp"),
+        "{wrong}"
+    );
     assert!(d.p.exited().is_none(), "the daemon died:\n{}", d.p.log());
     let log = d.p.log();
     assert_eq!(log.matches(OUTAGE).count(), 1, "{log}");
