@@ -5,8 +5,9 @@
 //!
 //! Outages: a look-up that cannot reach the database marks it down (logged
 //! once); while down, look-ups fail at once instead of each waiting for a
-//! connect timeout, and only [`PgPool::listen`] tries again, with back-off.
-//! Its first successful connection marks the database up (logged once).
+//! connect timeout, but for one a second that tries; [`PgPool::listen`]
+//! reconnects with back-off. Whichever succeeds first marks the database up
+//! (logged once).
 //!
 //! Every query runs under a server-side `statement_timeout` and a client-side
 //! timeout; connects under the URL's `connect_timeout` (else
@@ -15,7 +16,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio_postgres::{AsyncMessage, Client, Config, Error, NoTls, Statement};
@@ -36,6 +37,8 @@ pub const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// the cache being trusted within their sum.
 const HEARTBEAT: Duration = Duration::from_secs(1);
 const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(1);
+/// While the database is down, how often one look-up tries it.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// Reconnect back-off of the LISTEN connection.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
@@ -83,9 +86,10 @@ struct Conn {
 }
 
 /// Whether the database is reachable, as look-ups last found it.
-#[derive(Default)]
 struct Health {
     down: bool,
+    /// While down, the next look-up allowed to try (the others fail at once).
+    next_probe: Instant,
 }
 
 pub struct PgPool {
@@ -120,7 +124,10 @@ impl PgPool {
                 .map(|_| tokio::sync::Mutex::new(None))
                 .collect(),
             next: AtomicUsize::new(0),
-            health: Mutex::new(Health::default()),
+            health: Mutex::new(Health {
+                down: false,
+                next_probe: Instant::now(),
+            }),
             log,
         })
     }
@@ -158,13 +165,23 @@ impl PgPool {
         self.conn(0).await.map(drop)
     }
 
-    fn is_down(&self) -> bool {
-        self.health.lock().unwrap_or_else(|p| p.into_inner()).down
+    /// Whether this look-up must fail at once: the database is down and
+    /// another look-up tried within [`PROBE_EVERY`]. One look-up per
+    /// interval tries, so recovery is seen even without the LISTEN task.
+    fn fail_fast(&self) -> bool {
+        let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if !h.down || now < h.next_probe {
+            return h.down;
+        }
+        h.next_probe = now + PROBE_EVERY;
+        false
     }
 
     /// The database could not be reached: logged on the first failure only.
     fn mark_down(&self, e: &StoreError) {
         let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        h.next_probe = Instant::now() + PROBE_EVERY;
         if !h.down {
             h.down = true;
             (self.log)(&format!(
@@ -232,7 +249,7 @@ impl PgPool {
         F: Fn(Arc<Conn>) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<T, Error>>,
     {
-        if self.is_down() {
+        if self.fail_fast() {
             return Err(self.unreachable());
         }
         let i = self.next.fetch_add(1, Ordering::Relaxed);
@@ -246,7 +263,10 @@ impl PgPool {
                 }
             };
             match timeout(query(Arc::clone(&conn))).await {
-                Ok(v) => return Ok(v),
+                Ok(v) => {
+                    self.mark_up();
+                    return Ok(v);
+                }
                 // The connection is fine, the look-up failed.
                 Err(e) if e.is_answer() && !conn.client.is_closed() => {
                     return Err(self.failed(what, e));
