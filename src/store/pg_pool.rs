@@ -11,7 +11,7 @@
 //!
 //! Every query runs under a server-side `statement_timeout` and a client-side
 //! timeout; connects under the URL's `connect_timeout` (else
-//! [`CONNECT_TIMEOUT`]). All connections are made by [`connect`], the one
+//! [`CONNECT_TIMEOUT`]). All connections are made by `connect`, the one
 //! place where plain TCP (`NoTls`) would be swapped for TLS.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
