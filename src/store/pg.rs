@@ -226,13 +226,19 @@ pub(super) fn names(account: &Account) -> Option<(&str, &str)> {
     ))
 }
 
-/// The rows of [`PROPERTIES`] as (property, value) bytes.
-pub(super) fn property_pairs(rows: &[postgres::Row]) -> Vec<(Vec<u8>, Vec<u8>)> {
+/// A property's name and value.
+pub type Property = (Vec<u8>, Vec<u8>);
+
+/// The rows of [`PROPERTIES`] as (property, value) bytes. A column that is
+/// not text (a table altered by hand) is an error, not a panic.
+pub(super) fn property_pairs(
+    rows: &[postgres::Row],
+) -> std::result::Result<Vec<Property>, postgres::Error> {
     rows.iter()
         .map(|r| {
-            let p: &str = r.get(0);
-            let v: &str = r.get(1);
-            (p.as_bytes().to_vec(), v.as_bytes().to_vec())
+            let p: &str = r.try_get(0)?;
+            let v: &str = r.try_get(1)?;
+            Ok((p.as_bytes().to_vec(), v.as_bytes().to_vec()))
         })
         .collect()
 }
@@ -322,7 +328,7 @@ impl PgStore {
             .borrow_mut()
             .query(PROPERTIES, &[&user, &realm])
             .map_err(|e| self.err("reading", &e))?;
-        Ok(property_pairs(&rows))
+        property_pairs(&rows).map_err(|e| self.err("reading", &e))
     }
 
     /// Whether any account with a value is in `realm`.

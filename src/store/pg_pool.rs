@@ -154,7 +154,10 @@ impl PgPool {
         let row = timeout(client.query_one("SELECT to_regclass('sasldb') IS NOT NULL", &[]))
             .await
             .map_err(|e| self.failed("checking table sasldb", e))?;
-        if !row.get::<_, bool>(0) {
+        let exists: bool = row
+            .try_get(0)
+            .map_err(|e| self.err("checking table sasldb", &e))?;
+        if !exists {
             return Err(StoreError::Pg {
                 target: self.target.clone(),
                 message:
@@ -295,7 +298,7 @@ impl PgPool {
                 c.client.query(&c.properties, &[&user, &realm]).await
             })
             .await?;
-        Ok(pg::property_pairs(&rows))
+        pg::property_pairs(&rows).map_err(|e| self.err("reading", &e))
     }
 
     /// The stored account whose name and realm equal these without case.
@@ -305,10 +308,14 @@ impl PgPool {
                 c.client.query(&c.folded, &[&authid, &realm]).await
             })
             .await?;
-        Ok(rows.first().map(|r| {
-            let (u, realm): (&str, &str) = (r.get(0), r.get(1));
-            Account::new(u, realm)
-        }))
+        let Some(r) = rows.first() else {
+            return Ok(None);
+        };
+        let names = r
+            .try_get::<_, &str>(0)
+            .and_then(|u| Ok((u, r.try_get::<_, &str>(1)?)));
+        let (u, realm) = names.map_err(|e| self.err("reading", &e))?;
+        Ok(Some(Account::new(u, realm)))
     }
 
     /// The LISTEN connection, for as long as the runtime runs: reports to
