@@ -5,9 +5,9 @@
 //!
 //! Outages: a look-up that cannot reach the database marks it down (logged
 //! once); while down, look-ups fail at once instead of each waiting for a
-//! connect timeout, but for one a second that tries; [`PgPool::listen`]
-//! reconnects with back-off. Whichever succeeds first marks the database up
-//! (logged once).
+//! connect timeout. [`PgPool::listen`] finds out when it is back: its own
+//! connection coming back, or (when that one stayed up) a new connection
+//! tried on every heartbeat, marks it up (logged once).
 //!
 //! Every query runs under a server-side `statement_timeout` and a client-side
 //! timeout; connects under the URL's `connect_timeout` (else
@@ -16,7 +16,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio_postgres::{AsyncMessage, Client, Config, Error, NoTls, Statement};
@@ -37,8 +37,6 @@ pub const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// the cache being trusted within their sum.
 const HEARTBEAT: Duration = Duration::from_secs(1);
 const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(1);
-/// While the database is down, how often one look-up tries it.
-const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// Reconnect back-off of the LISTEN connection.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
@@ -86,10 +84,9 @@ struct Conn {
 }
 
 /// Whether the database is reachable, as look-ups last found it.
+#[derive(Default)]
 struct Health {
     down: bool,
-    /// While down, the next look-up allowed to try (the others fail at once).
-    next_probe: Instant,
 }
 
 pub struct PgPool {
@@ -124,10 +121,7 @@ impl PgPool {
                 .map(|_| tokio::sync::Mutex::new(None))
                 .collect(),
             next: AtomicUsize::new(0),
-            health: Mutex::new(Health {
-                down: false,
-                next_probe: Instant::now(),
-            }),
+            health: Mutex::new(Health::default()),
             log,
         })
     }
@@ -168,23 +162,15 @@ impl PgPool {
         self.conn(0).await.map(drop)
     }
 
-    /// Whether this look-up must fail at once: the database is down and
-    /// another look-up tried within [`PROBE_EVERY`]. One look-up per
-    /// interval tries, so recovery is seen even without the LISTEN task.
-    fn fail_fast(&self) -> bool {
-        let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        if !h.down || now < h.next_probe {
-            return h.down;
-        }
-        h.next_probe = now + PROBE_EVERY;
-        false
+    /// While down, look-ups fail at once: no login waits for a connect
+    /// timeout; [`PgPool::listen`] finds out when it is back.
+    fn is_down(&self) -> bool {
+        self.health.lock().unwrap_or_else(|p| p.into_inner()).down
     }
 
     /// The database could not be reached: logged on the first failure only.
     fn mark_down(&self, e: &StoreError) {
         let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
-        h.next_probe = Instant::now() + PROBE_EVERY;
         if !h.down {
             h.down = true;
             (self.log)(&format!(
@@ -252,7 +238,7 @@ impl PgPool {
         F: Fn(Arc<Conn>) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<T, Error>>,
     {
-        if self.fail_fast() {
+        if self.is_down() {
             return Err(self.unreachable());
         }
         let i = self.next.fetch_add(1, Ordering::Relaxed);
@@ -359,6 +345,11 @@ impl PgPool {
                     let alive = tokio::time::timeout(HEARTBEAT_TIMEOUT, client.batch_execute("")).await;
                     if !matches!(alive, Ok(Ok(()))) {
                         break;
+                    }
+                    // Look-ups failed while this connection stayed up (the
+                    // server refused new ones, say): try one for them.
+                    if self.is_down() && connect(&self.config).await.is_ok() {
+                        self.mark_up();
                     }
                 }
             }
