@@ -145,11 +145,15 @@ impl PgPool {
         let (client, _) = connect(&self.config)
             .await
             .map_err(|e| self.err("cannot connect", &e))?;
-        let row = timeout(client.query_one("SELECT to_regclass('sasldb') IS NOT NULL", &[]))
-            .await
-            .map_err(|e| self.failed("checking table sasldb", e))?;
-        let exists: bool = row
+        let row = timeout(client.query_one(
+            "SELECT to_regclass('sasldb') IS NOT NULL, to_regclass('sasldb_folded') IS NOT NULL",
+            &[],
+        ))
+        .await
+        .map_err(|e| self.failed("checking table sasldb", e))?;
+        let (exists, indexed): (bool, bool) = row
             .try_get(0)
+            .and_then(|t| Ok((t, row.try_get(1)?)))
             .map_err(|e| self.err("checking table sasldb", &e))?;
         if !exists {
             return Err(StoreError::Pg {
@@ -158,6 +162,14 @@ impl PgPool {
                     "table sasldb does not exist; create it with saslpasswd --init-schema -f URL"
                         .into(),
             });
+        }
+        if !indexed {
+            // A schema made before the index: case-insensitive look-ups
+            // (cached) would scan the table.
+            (self.log)(&format!(
+                "warning: {}: index sasldb_folded is missing; run saslpasswd --init-schema -f URL again to add it",
+                self.target
+            ));
         }
         self.conn(0).await.map(drop)
     }

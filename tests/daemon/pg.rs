@@ -224,6 +224,7 @@ fn two_daemons_see_every_change_within_2s() {
     for d in daemons {
         let log = d.p.log();
         assert!(!log.contains(PASSWORD), "{log}");
+        assert!(!log.contains("sasldb_folded"), "{log}");
         assert!(!log.contains(OUTAGE), "{log}");
     }
 }
@@ -429,6 +430,17 @@ fn bad_urls_passwords_and_tables_stop_the_start() {
     assert_eq!(code, Some(1), "{log}");
     assert!(log.contains("PostgreSQL URL: cannot parse"), "{log}");
     assert!(!log.contains(PASSWORD), "{log}");
+    // A schema from before the index on lowered names: a warning.
+    pg.superuser("DROP INDEX sasldb_folded");
+    let d = start(&s, &pg, "old-schema", &[]);
+    d.p.wait_log("warning: postgresql://sasl@127.0.0.1");
+    assert!(
+        d.p.log()
+            .contains("index sasldb_folded is missing; run saslpasswd --init-schema"),
+        "{}",
+        d.p.log()
+    );
+    drop(d);
     // Nobody listening.
     let closed = format!(
         "postgresql://sasl:{PASSWORD}@127.0.0.1:{}/sasl",
