@@ -27,7 +27,6 @@ use super::saslauthd;
 use crate::logging;
 use crate::mech::{Credentials, ServerConfig};
 use crate::net::FailureLimiter;
-use crate::store::Store;
 
 /// A line started but not finished must be completed within this time.
 pub const PARTIAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -159,7 +158,7 @@ pub use crate::logging::LogFn;
 
 /// What every connection of the server shares.
 pub struct Shared {
-    pub store: Store,
+    pub creds: Arc<dyn Credentials + Send + Sync>,
     pub server: ServerConfig,
     pub dovecot: DovecotConfig,
     pub limiter: Mutex<FailureLimiter>,
@@ -170,14 +169,14 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(
-        store: Store,
+        creds: Arc<dyn Credentials + Send + Sync>,
         server: ServerConfig,
         dovecot: DovecotConfig,
         limiter: FailureLimiter,
         log: Box<LogFn>,
     ) -> Shared {
         Shared {
-            store,
+            creds,
             server,
             dovecot,
             limiter: Mutex::new(limiter),
@@ -428,7 +427,7 @@ impl Conn {
                 while let Some(len) = self.input[start..].iter().position(|&b| b == b'\n') {
                     let line = &self.input[start..start + len];
                     start += len + 1;
-                    let creds: &dyn Credentials = &shared.store;
+                    let creds: &dyn Credentials = &*shared.creds;
                     let out = {
                         let mut limiter = shared.limiter.lock().unwrap_or_else(|p| p.into_inner());
                         session.feed(line, creds, &mut *limiter)
@@ -476,7 +475,7 @@ impl Conn {
                         return self.input.len() <= 4 * (saslauthd::MAX_FIELD + 2);
                     }
                 };
-                let (reply, account) = saslauthd::answer(&request, &shared.server, &shared.store);
+                let (reply, account) = saslauthd::answer(&request, &shared.server, &*shared.creds);
                 self.output.extend(saslauthd::encode_reply(reply));
                 self.closing = true;
                 if reply != "OK" {

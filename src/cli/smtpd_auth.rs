@@ -13,7 +13,9 @@ mod config;
 mod error;
 mod tls;
 
-use config::{Source, common, failure_limiter, logger, offered, smtp_listener, socket_spec};
+use config::{
+    Backend, Source, common, failure_limiter, logger, offered, smtp_listener, socket_spec,
+};
 use error::Fatal;
 
 use crate::authd::dovecot::DovecotConfig;
@@ -22,7 +24,6 @@ use crate::logging;
 use crate::maincf::{self, MainCf};
 use crate::smtp::listener::Control;
 use crate::smtp::spool::Spool;
-use crate::store::Store;
 
 /// Default configuration file (read when it exists and no -c is given).
 pub const DEFAULT_CONFIG: &str = "/etc/smtpd-auth/main.cf";
@@ -39,6 +40,13 @@ const SOCKET_ACTIVATION: &str = "\nSocket activation:
   With NOTIFY_SOCKET set (Type=notify): READY=1 once serving, RELOADING=1 then READY=1 around a reload (SIGHUP), STOPPING=1 on SIGTERM.
 ";
 
+/// The `--help` (and man page) section on a PostgreSQL store.
+const POSTGRESQL: &str = "\nPostgreSQL store:
+  sasldb_path = postgresql://USER@HOST:PORT/DB serves the table saslpasswd --init-schema creates (the password from the URL, PGPASSWORD or ~/.pgpass; keep it off the command line). The SMTP listener and the auth sockets share 4 connections (connect timeout 3s unless the URL sets connect_timeout, statement timeout 5s) and one cache of looked-up secrets (smtpd_auth_cache_ttl, smtpd_auth_cache_negative_ttl, smtpd_auth_cache_size). A LISTEN connection on channel sasldb empties the cache on every change the table's trigger notifies, whoever makes it; while it is down nothing cached is trusted. The first failed login after a success asks the database again.
+
+  When the database is unreachable: logged once (and its return once); accounts that logged in within the last hour keep logging in with the same password, others fail temporarily (454 4.7.0; Dovecot socket: FAIL with temp), wrong passwords fail (535); look-ups fail at once while reconnection is retried in the background.
+";
+
 pub fn command() -> Command {
     let mut params = String::from("Parameters (main.cf syntax; unknown names are errors):\n");
     for p in maincf::PARAMS {
@@ -48,6 +56,7 @@ pub fn command() -> Command {
         ));
     }
     params.push_str(SOCKET_ACTIVATION);
+    params.push_str(POSTGRESQL);
     params.push_str(
         "\nExamples:\n  Serve Postfix (smtpd_sasl_type = dovecot, smtpd_sasl_path = private/auth):\n    smtpd-auth -o dovecot_auth_socket=/var/spool/postfix/private/auth\n  Be saslauthd for Cyrus's pwcheck_method: saslauthd:\n    smtpd-auth -o saslauthd_socket=/var/spool/postfix/var/run/saslauthd/mux",
     );
@@ -92,6 +101,12 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     };
     if m.get_flag("print-config") {
         for (k, v) in cf.explicit() {
+            // A database URL is shown without its password.
+            let v = if crate::store::pg::is_url(v.as_bytes()) {
+                crate::store::pg::redacted_url(&v)
+            } else {
+                v
+            };
             println!("{k} = {v}");
         }
         return 0;
@@ -218,7 +233,19 @@ fn start(
         }
     };
     let c = common(&cf)?;
-    let store = Store::open_read(&c.store_path, &c.open).map_err(Fatal::NoStore)?;
+    // Stop and reload signals go to sigwait only: block them before any
+    // thread starts (a PostgreSQL store starts its client's now).
+    let mut signals = SigSet::empty();
+    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        signals.add(sig);
+    }
+    signals.thread_block().map_err(Fatal::Signals)?;
+    let auth_log = Arc::new(logger(&cf, &c.hostname, "auth")?);
+    let backend = {
+        let l = Arc::clone(&auth_log);
+        Backend::open(&cf, &c, Arc::new(move |text: &str| l.log(text)))?
+    };
+    let store = backend.credentials(&c)?;
     let socket_mechanisms = offered(&cf, &c.cyrus, "smtpd_sasl_security_options", false)?;
     if socket_mechanisms.is_empty() {
         return Err(Fatal::NoMechanism);
@@ -230,7 +257,6 @@ fn start(
         pid: std::process::id(),
         connection_id: 0,
     };
-    let auth_log = logger(&cf, &c.hostname, "auth")?;
     let log: Box<logging::LogFn> = Box::new(move |text: &str| auth_log.log(text));
     let mut dovecot_spec = socket_spec(&cf, "dovecot_auth_socket")?;
     let mut saslauthd_spec = socket_spec(&cf, "saslauthd_socket")?;
@@ -274,13 +300,6 @@ fn start(
     );
     aliases.push("localhost".into());
     let limiter = failure_limiter(&cf)?;
-    // Stop and reload signals go to sigwait only: block them before any
-    // thread starts.
-    let mut signals = SigSet::empty();
-    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
-        signals.add(sig);
-    }
-    signals.thread_block().map_err(Fatal::Signals)?;
     let shared = Arc::new(Shared::new(store, c.server.clone(), dovecot, limiter, log));
     if let Some(path) = &c.cyrus.path {
         for key in c.cyrus.unknown_keys() {
@@ -347,8 +366,7 @@ fn start(
         None => Vec::new(),
     };
     if !listen.is_empty() || !listen_tls.is_empty() || !inherited_tcp.is_empty() {
-        let store = Store::open_read(&c.store_path, &c.open)?;
-        let l = smtp_listener(&cf, &c, Arc::new(store), &aliases, None)?;
+        let l = smtp_listener(&cf, &c, backend.directory(&c)?, &aliases, None)?;
         let tls_on = l.tls.is_some();
         let stale = prepare_spool(&cf, &l.spool)?;
         if stale > 0 {
@@ -423,12 +441,14 @@ fn start(
                     let rebuilt = common(&cf2).and_then(|c2| {
                         let old = ctl.listener();
                         let same_tls = tls::tls_inputs(&cf2).map_err(Fatal::Tls)? == tls_now;
-                        // The open store stays: it is always current, and
+                        // The open store stays: it is always current (a
+                        // PostgreSQL one through its LISTEN connection), and
                         // after root is given up it may not open again.
                         let store = if c2.store_path == c.store_path {
-                            Arc::clone(&old.store)
+                            Arc::clone(&old.accounts)
                         } else {
-                            Arc::new(Store::open_read(&c2.store_path, &c2.open)?)
+                            let log = Arc::clone(&old.log);
+                            Backend::open(&cf2, &c2, log)?.directory(&c2)?
                         };
                         let l = smtp_listener(&cf2, &c2, store, &aliases, Some((&old, same_tls)))?;
                         Ok((l, tls::tls_inputs(&cf2).map_err(Fatal::Tls)?))

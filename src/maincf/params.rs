@@ -48,7 +48,22 @@ pub const PARAMS: &[Param] = &[
     Param {
         name: "sasldb_path",
         default: "",
-        help: "the store (default: sasldb_path of <smtpd_sasl_path>.conf, else /etc/sasldb2)",
+        help: "the store: an LMDB file, or a PostgreSQL URL postgresql://USER@HOST:PORT/DB (password from PGPASSWORD or ~/.pgpass, or in the URL) (default: sasldb_path of <smtpd_sasl_path>.conf, else /etc/sasldb2)",
+    },
+    Param {
+        name: "smtpd_auth_cache_ttl",
+        default: "1h",
+        help: "PostgreSQL store: how long an account's looked-up secrets are used without asking the database (0: always ask); changes notified by the database's trigger end it at once, as does losing its LISTEN connection",
+    },
+    Param {
+        name: "smtpd_auth_cache_negative_ttl",
+        default: "1h",
+        help: "PostgreSQL store: how long \"no such account\" is remembered (0: always ask)",
+    },
+    Param {
+        name: "smtpd_auth_cache_size",
+        default: "100000",
+        help: "PostgreSQL store: most accounts cached; while the database is unreachable, accounts that logged in within the last hour keep logging in with the same password, others fail temporarily",
     },
     Param {
         name: "syslog_name",

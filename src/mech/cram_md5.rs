@@ -69,7 +69,7 @@ impl CramMd5 {
         self.attempted = Some(account.clone());
         let secrets = self.config.lookup(creds, &account)?;
         let cost = self.config.failure_cost(ScramHash::Sha256);
-        secret::check(secrets, cost, |s| {
+        secret::check_account(creds, &account, secrets, cost, true, |s| {
             let key = s.cleartext()?;
             ct_eq(hex(&hmac_md5(key, challenge)).as_bytes(), digest).then_some(())
         })

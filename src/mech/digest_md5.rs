@@ -305,7 +305,7 @@ impl DigestMd5 {
         let secrets = self.config.lookup(creds, &account)?;
         let expected = response_hex.to_ascii_lowercase();
         let cost = self.config.failure_cost(ScramHash::Sha256);
-        let rspauth = secret::check(secrets, cost, |s| {
+        let rspauth = secret::check_account(creds, &account, secrets, cost, true, |s| {
             let password = s.cleartext()?;
             let attempt = |user: &[u8], pass: &[u8]| {
                 let (response, rspauth) = response_values(

@@ -148,7 +148,8 @@ impl ServerConfig {
         password: &[u8],
     ) -> Result<(), AuthError> {
         let secrets = self.lookup(creds, account)?;
-        secret::check(secrets, self.failure_cost(ScramHash::Sha256), |s| {
+        let cost = self.failure_cost(ScramHash::Sha256);
+        secret::check_account(creds, account, secrets, cost, true, |s| {
             s.plain_check()?.matches(password).then_some(())
         })
         .ok_or(AuthError::BadCredentials)

@@ -275,7 +275,11 @@ impl Scram {
         Ok(server_first)
     }
 
-    fn client_final(&mut self, msg: &[u8]) -> Result<(Authenticated, Vec<u8>), AuthError> {
+    fn client_final(
+        &mut self,
+        msg: &[u8],
+        creds: &dyn Credentials,
+    ) -> Result<(Authenticated, Vec<u8>), AuthError> {
         let State::SentFirst(sent) = std::mem::replace(&mut self.state, State::Done) else {
             return Err(AuthError::Protocol("exchange already finished"));
         };
@@ -325,10 +329,14 @@ impl Scram {
         auth_message.extend_from_slice(without_proof);
         let cost = self.config.failure_cost(self.hash);
         let (salt, iterations) = (&sent.salt, sent.iterations);
-        let server_signature = secret::check(sent.secrets.take(), cost, |s| {
-            self.verify_proof(s, salt, iterations, &auth_message, &proof)
-        })
-        .ok_or(AuthError::BadCredentials)?;
+        // The salt went out in server-first: secrets fresher than the
+        // cached ones serve the next attempt, not this one.
+        let secrets = sent.secrets.take();
+        let server_signature =
+            secret::check_account(creds, &sent.account, secrets, cost, false, |s| {
+                self.verify_proof(s, salt, iterations, &auth_message, &proof)
+            })
+            .ok_or(AuthError::BadCredentials)?;
         let account = sent.account.clone();
         let authzid = self.config.authorize(&account, &sent.authzid)?;
         let mut server_final = b"v=".to_vec();
@@ -362,7 +370,7 @@ impl Mechanism for Scram {
         let r = match self.state {
             State::Start => self.client_first(response, creds).map(Step::Challenge),
             State::SentFirst(_) => self
-                .client_final(response)
+                .client_final(response, creds)
                 .map(|(a, f)| Step::Success(a, Some(f))),
             State::Done => Err(AuthError::Protocol("exchange already finished")),
         };

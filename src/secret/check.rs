@@ -24,7 +24,7 @@ use super::{USER_PASSWORD, Verdict, legacy_plain_matches};
 use crate::store::{Account, Store, StoreError};
 
 /// What the store holds for one account, as mechanisms need it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Secrets {
     pub user_password: Option<Vec<u8>>,
     pub verifiers: Vec<ScramVerifier>,
@@ -32,20 +32,27 @@ pub struct Secrets {
 }
 
 /// Where mechanisms find secrets. `Ok(None)` means no such account.
+///
+/// A store that caches (PostgreSQL, see [`super::cached`]) also hears how
+/// checks of what it served went: successes are what it may serve while
+/// the database is unreachable, and the first failure after a success
+/// asks the database again.
 pub trait Credentials {
     fn secrets(&self, account: &Account) -> Result<Option<Secrets>, StoreError>;
+
+    /// A check of the secrets served for `account` succeeded.
+    fn succeeded(&self, _account: &Account) {}
+
+    /// A check of the secrets served for `account` failed: secrets worth a
+    /// second check in the same login, when the store holds others now.
+    fn failed(&self, _account: &Account) -> Option<Secrets> {
+        None
+    }
 }
 
 impl Credentials for Store {
     fn secrets(&self, account: &Account) -> Result<Option<Secrets>, StoreError> {
-        self.read(|v| {
-            let props = v.properties(account)?;
-            Ok(if props.is_empty() {
-                None
-            } else {
-                Some(Secrets::from_properties(&props))
-            })
-        })
+        self.read(|v| Ok(Secrets::for_login(&v.properties(account)?)))
     }
 }
 
@@ -96,6 +103,21 @@ impl Secrets {
             }
         }
         s
+    }
+
+    /// What a login may check against: [`Secrets::from_properties`]
+    /// without empty values. An empty password never logs in: CRAM-MD5,
+    /// DIGEST-MD5 and SCRAM would accept the empty password a client can
+    /// send (plain SQL or Cyrus's `saslpasswd2` can store one). `None`
+    /// when nothing is stored.
+    pub fn for_login(props: &[(&[u8], &[u8])]) -> Option<Secrets> {
+        if props.is_empty() {
+            return None;
+        }
+        let mut s = Secrets::from_properties(props);
+        s.user_password = s.user_password.filter(|v| !v.is_empty());
+        s.legacy_plain = s.legacy_plain.filter(|v| !v.is_empty());
+        Some(s)
     }
 
     /// The plaintext check: the cleartext when stored, else the SCRAM
@@ -216,11 +238,51 @@ pub fn check<T>(
     let mut secrets = secrets.unwrap_or_default();
     let outcome = check(&secrets).filter(|_| known);
     secrets.zeroize();
-    if outcome.is_none() && pbkdf2_runs() == before {
+    pad(outcome.is_none(), before, cost);
+    outcome
+}
+
+/// A failure that ran no PBKDF2 since `before` runs one.
+fn pad(failed: bool, before: u64, cost: FailureCost) {
+    if failed && pbkdf2_runs() == before {
         let mut dummy =
             cost.hash
                 .salted_password(b"\0no such password\0", b"failure-padding", cost.iterations);
         dummy.zeroize();
+    }
+}
+
+/// [`check`] with the store told the outcome. After a failure it may hand
+/// fresher secrets (a password changed since it cached them): with
+/// `recheck` they are checked too, in the same login; without (SCRAM,
+/// whose salt went out before the check) they serve the next login. Still
+/// one padding run at most, so a failure costs what it costs uncached.
+pub fn check_account<T>(
+    creds: &dyn Credentials,
+    account: &Account,
+    secrets: Option<Secrets>,
+    cost: FailureCost,
+    recheck: bool,
+    check: impl Fn(&Secrets) -> Option<T>,
+) -> Option<T> {
+    let before = pbkdf2_runs();
+    let once = |s: Option<Secrets>| {
+        let known = s.is_some();
+        let mut s = s.unwrap_or_default();
+        let outcome = check(&s).filter(|_| known);
+        s.zeroize();
+        outcome
+    };
+    let mut outcome = once(secrets);
+    if outcome.is_none()
+        && let Some(fresh) = creds.failed(account)
+        && recheck
+    {
+        outcome = once(Some(fresh));
+    }
+    match outcome {
+        Some(_) => creds.succeeded(account),
+        None => pad(true, before, cost),
     }
     outcome
 }

@@ -7,11 +7,16 @@
 //! by every change, as 2.1.28's `saslpasswd2` does. Only this module knows
 //! how a password becomes properties.
 
+pub mod cache;
+pub mod cached;
 mod check;
+pub mod pg_fetch;
 mod salt_key;
 mod scram;
 
-pub use check::{Credentials, FailureCost, PlainCheck, ScramSource, Secrets, check, pbkdf2_runs};
+pub use check::{
+    Credentials, FailureCost, PlainCheck, ScramSource, Secrets, check, check_account, pbkdf2_runs,
+};
 pub use salt_key::{SALT_KEY_FILE, load_salt_key};
 pub use scram::{ScramHash, ScramVerifier};
 

@@ -9,29 +9,36 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::mech::{Credentials, Secrets};
+use crate::secret::pg_fetch::PgCredentials;
 use crate::store::{Account, Scanned, Store, StoreError};
 
 /// Accounts as the SMTP policy asks about them.
 pub trait Directory: Credentials {
     /// The stored account `local@domain` names, name and realm compared
     /// without ASCII case. The default tries the spelling given and its
-    /// lower case (enough for stores that hold lower case only).
-    fn find_account(&self, local: &str, domain: &str) -> Option<Account> {
+    /// lower case (enough for stores that hold lower case only). An error:
+    /// the store cannot say now (the caller answers with a temporary
+    /// failure, never "no such user").
+    fn find_account(&self, local: &str, domain: &str) -> Result<Option<Account>, StoreError> {
         exact(self, local, domain)
     }
 }
 
-fn exists<C: Credentials + ?Sized>(creds: &C, a: &Account) -> bool {
-    matches!(creds.secrets(a), Ok(Some(_)))
+fn exists<C: Credentials + ?Sized>(creds: &C, a: &Account) -> Result<bool, StoreError> {
+    Ok(creds.secrets(a)?.is_some())
 }
 
-fn exact<C: Credentials + ?Sized>(creds: &C, local: &str, domain: &str) -> Option<Account> {
+fn exact<C: Credentials + ?Sized>(
+    creds: &C,
+    local: &str,
+    domain: &str,
+) -> Result<Option<Account>, StoreError> {
     let typed = Account::new(local, domain);
-    if exists(creds, &typed) {
-        return Some(typed);
+    if exists(creds, &typed)? {
+        return Ok(Some(typed));
     }
     let lower = Account::new(local.to_ascii_lowercase(), domain.to_ascii_lowercase());
-    (lower != typed && exists(creds, &lower)).then_some(lower)
+    Ok((lower != typed && exists(creds, &lower)?).then_some(lower))
 }
 
 type Folded = HashMap<(Vec<u8>, Vec<u8>), Account>;
@@ -51,29 +58,27 @@ impl AccountIndex {
         }
     }
 
-    fn index(&self) -> Option<Arc<Folded>> {
+    fn index(&self) -> Result<Arc<Folded>, StoreError> {
         let generation = self.store.generation();
         let mut cached = self.folded.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((g, map)) = cached.as_ref()
             && *g == generation
         {
-            return Some(Arc::clone(map));
+            return Ok(Arc::clone(map));
         }
         let mut map = Folded::new();
-        self.store
-            .read(|v| {
-                v.scan(|s| {
-                    if let Scanned::Entry(e) = s {
-                        map.entry((e.authid.to_ascii_lowercase(), e.realm.to_ascii_lowercase()))
-                            .or_insert_with(|| Account::new(e.authid, e.realm));
-                    }
-                    true
-                })
+        self.store.read(|v| {
+            v.scan(|s| {
+                if let Scanned::Entry(e) = s {
+                    map.entry((e.authid.to_ascii_lowercase(), e.realm.to_ascii_lowercase()))
+                        .or_insert_with(|| Account::new(e.authid, e.realm));
+                }
+                true
             })
-            .ok()?;
+        })?;
         let map = Arc::new(map);
         *cached = Some((generation, Arc::clone(&map)));
-        Some(map)
+        Ok(map)
     }
 }
 
@@ -84,17 +89,31 @@ impl Credentials for AccountIndex {
 }
 
 impl Directory for AccountIndex {
-    fn find_account(&self, local: &str, domain: &str) -> Option<Account> {
-        if let Some(a) = exact(self, local, domain) {
-            return Some(a);
+    fn find_account(&self, local: &str, domain: &str) -> Result<Option<Account>, StoreError> {
+        if let Some(a) = exact(self, local, domain)? {
+            return Ok(Some(a));
         }
         let key = (
             local.as_bytes().to_ascii_lowercase(),
             domain.as_bytes().to_ascii_lowercase(),
         );
-        self.index()?.get(&key).cloned()
+        Ok(self.index()?.get(&key).cloned())
     }
 }
+
+/// PostgreSQL: a query served by the index on lowered names, its answers
+/// cached (see `secret::cached`).
+impl Directory for PgCredentials {
+    fn find_account(&self, local: &str, domain: &str) -> Result<Option<Account>, StoreError> {
+        match exact(self, local, domain)? {
+            Some(a) => Ok(Some(a)),
+            None => self.find_folded(local, domain),
+        }
+    }
+}
+
+/// What the SMTP listener asks about accounts, whichever the backend.
+pub type SharedDirectory = Arc<dyn Directory + Send + Sync>;
 
 #[cfg(test)]
 mod tests {
@@ -115,19 +134,19 @@ mod tests {
         put("alice", "example.org");
         let index = AccountIndex::new(Arc::clone(&store));
         let carol = Some(Account::new("Carol", "Example.ORG"));
-        assert_eq!(index.find_account("carol", "example.org"), carol);
-        assert_eq!(index.find_account("CAROL", "EXAMPLE.org"), carol);
+        assert_eq!(index.find_account("carol", "example.org").unwrap(), carol);
+        assert_eq!(index.find_account("CAROL", "EXAMPLE.org").unwrap(), carol);
         assert_eq!(
-            index.find_account("Alice", "Example.org"),
+            index.find_account("Alice", "Example.org").unwrap(),
             Some(Account::new("alice", "example.org"))
         );
-        assert_eq!(index.find_account("dave", "example.org"), None);
+        assert_eq!(index.find_account("dave", "example.org").unwrap(), None);
         // A write moves the generation: the index is rebuilt, not stale.
         let before = store.generation();
         put("Dave", "EXAMPLE.ORG");
         assert_ne!(store.generation(), before);
         assert_eq!(
-            index.find_account("dave", "example.org"),
+            index.find_account("dave", "example.org").unwrap(),
             Some(Account::new("Dave", "EXAMPLE.ORG"))
         );
     }

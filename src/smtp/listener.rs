@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
-use super::accounts::AccountIndex;
+use super::accounts::SharedDirectory;
 use super::command::MAX_COMMAND_LINE;
 use super::data::{self, DataReceiver, Status};
 use super::delivery::{self, DeliveryError};
@@ -22,7 +22,6 @@ use super::spool::{Body, Message, Spool, SpoolFile};
 use crate::logging::LogFn;
 use crate::mech::ServerConfig;
 use crate::net::FailureLimiter;
-use crate::store::Store;
 
 pub use super::accept::Control;
 
@@ -35,10 +34,9 @@ pub struct Listener {
     pub timeout: Duration,
     pub relayhost: Option<String>,
     pub maildir: Option<PathBuf>,
-    pub store: Arc<Store>,
-    /// The store as the SMTP policy asks it (owners of addresses, local
-    /// recipients), with its case-folded index.
-    pub accounts: AccountIndex,
+    /// The store as AUTH and the SMTP policy ask it (owners of addresses,
+    /// local recipients), with its case-folded index.
+    pub accounts: SharedDirectory,
     /// AUTH failures per client.
     pub limiter: Arc<Mutex<FailureLimiter>>,
     /// AUTH commands per client (`smtpd_client_auth_rate_limit`).
@@ -272,7 +270,7 @@ impl Listener {
                 }
             };
             let queued = !r.buffer().is_empty();
-            let action = session.input(body, queued, std::time::Instant::now(), &self.accounts);
+            let action = session.input(body, queued, std::time::Instant::now(), &*self.accounts);
             for e in session.take_events() {
                 self.log_event(&e, session, ip);
             }

@@ -11,6 +11,7 @@ use std::time::Instant;
 use super::accounts::Directory;
 use super::command::{self, Address, Command};
 use crate::mech::{self, Authenticated, Exchange, Reply as MechReply, ServerConfig};
+use crate::store::StoreError;
 
 pub use super::limits::{AuthLimits, Limiters};
 pub use super::policy::{Destination, Policy, Restriction, check_relay_closed};
@@ -239,27 +240,33 @@ impl Session {
         lines
     }
 
-    /// The account that owns the sender address, if any: `alice@example.org`,
-    /// `"alice"@Example.ORG` and `ALICE@example.org` are all alice's in
-    /// realm example.org, however the store spells them.
-    fn sender_owner(&self, dir: &dyn Directory) -> Option<crate::store::Account> {
-        let from = self.sender()?;
-        dir.find_account(&from.dequoted_local(), &from.domain)
-    }
-
     /// `reject_sender_login_mismatch`: an owned address needs its owner's
-    /// login; a logged-in client sends only as an address it owns.
+    /// login; a logged-in client sends only as an address it owns. The
+    /// owner: `alice@example.org`, `"alice"@Example.ORG` and
+    /// `ALICE@example.org` are all alice's in realm example.org, however the
+    /// store spells them. A store that cannot say defers (451).
     fn login_mismatch(&self, dir: &dyn Directory) -> Option<String> {
         let from = self.sender()?;
-        let owner = self.sender_owner(dir);
+        let same_name = self.auth.as_ref().is_some_and(|a| {
+            a.account
+                .authid
+                .eq_ignore_ascii_case(from.dequoted_local().as_bytes())
+                && a.account.realm.eq_ignore_ascii_case(from.domain.as_bytes())
+        });
+        if same_name {
+            return None;
+        }
+        let owner = match dir.find_account(&from.dequoted_local(), &from.domain) {
+            Ok(owner) => owner,
+            Err(_) => {
+                return Some(format!(
+                    "451 4.3.0 <{from}>: Sender address rejected: Temporary lookup failure"
+                ));
+            }
+        };
         match &self.auth {
             Some(a) => {
-                let same_name = a
-                    .account
-                    .authid
-                    .eq_ignore_ascii_case(from.dequoted_local().as_bytes())
-                    && a.account.realm.eq_ignore_ascii_case(from.domain.as_bytes());
-                let mine = owner.as_ref() == Some(&a.account) || same_name;
+                let mine = owner.as_ref() == Some(&a.account);
                 (!mine).then(|| {
                     format!(
                         "553 5.7.1 <{from}>: Sender address rejected: not owned by user {}",
@@ -310,14 +317,16 @@ impl Session {
 
     /// `local_recipient_maps`: mail for `mydestination` goes to accounts
     /// of the store (realm = the domain) and to postmaster (RFC 5321 §4.5.1).
-    fn unknown_local(&self, to: &Address, dir: &dyn Directory) -> bool {
+    /// An error: the store cannot say now.
+    fn unknown_local(&self, to: &Address, dir: &dyn Directory) -> Result<bool, StoreError> {
         if !self.policy.local_recipient_check
             || self.policy.destination(&to.domain) != Destination::Local
         {
-            return false;
+            return Ok(false);
         }
         let local = to.dequoted_local();
-        !local.eq_ignore_ascii_case("postmaster") && dir.find_account(&local, &to.domain).is_none()
+        Ok(!local.eq_ignore_ascii_case("postmaster")
+            && dir.find_account(&local, &to.domain)?.is_none())
     }
 
     fn reject(&mut self, command: &'static str, reply: String, to: Option<String>) -> Action {
@@ -557,10 +566,16 @@ impl Session {
                 if let Some(reply) = rejection {
                     return self.reject("RCPT", reply, Some(to.to_string()));
                 }
-                if self.unknown_local(&to, dir) {
-                    let reply = format!(
+                let unknown = match self.unknown_local(&to, dir) {
+                    Ok(true) => Some(format!(
                         "550 5.1.1 <{to}>: Recipient address rejected: User unknown in local recipient table"
-                    );
+                    )),
+                    // Never "unknown" because the store is down: the client
+                    // tries again later (Postfix's wording).
+                    Err(_) => Some(format!("451 4.3.0 <{to}>: Temporary lookup failure")),
+                    Ok(false) => None,
+                };
+                if let Some(reply) = unknown {
                     return self.reject("RCPT", reply, Some(to.to_string()));
                 }
                 let deliverable = match self.policy.destination(&to.domain) {

@@ -25,14 +25,15 @@ impl Credentials for Dir {
 }
 
 impl Directory for Dir {
-    fn find_account(&self, local: &str, domain: &str) -> Option<Account> {
-        self.0
+    fn find_account(&self, local: &str, domain: &str) -> Result<Option<Account>, StoreError> {
+        Ok(self
+            .0
             .iter()
             .find(|a| {
                 a.authid.eq_ignore_ascii_case(local.as_bytes())
                     && a.realm.eq_ignore_ascii_case(domain.as_bytes())
             })
-            .cloned()
+            .cloned())
     }
 }
 
@@ -200,6 +201,44 @@ fn owned_senders_need_their_owner_however_spelled() {
     assert!(rcpt(&mut s, "alice@example.org").starts_with("250"));
     talk(&mut s, &["RSET", "MAIL FROM:<alice@example.org>"]);
     assert!(rcpt(&mut s, "alice@example.org").contains("not owned by user Carol@Example.ORG"));
+}
+
+/// A store that cannot be reached (a PostgreSQL outage).
+struct Down;
+
+impl Credentials for Down {
+    fn secrets(&self, _: &Account) -> Result<Option<Secrets>, StoreError> {
+        Err(StoreError::Pg {
+            target: "postgresql://sasl@db/sasl".into(),
+            message: "database unreachable".into(),
+        })
+    }
+}
+
+impl Directory for Down {}
+
+#[test]
+fn a_store_that_cannot_say_defers_instead_of_refusing() {
+    let mut p = policy();
+    let mut s = session(p.clone(), OUTSIDE);
+    let say = |s: &mut Session, l: &str| reply(&s.line(l.as_bytes(), &Down));
+    say(&mut s, "EHLO c");
+    say(&mut s, "MAIL FROM:<someone@outside.example>");
+    // Never "User unknown" (a bounce) because the store is down.
+    assert_eq!(
+        say(&mut s, "RCPT TO:<alice@example.org>"),
+        "451 4.3.0 <alice@example.org>: Temporary lookup failure"
+    );
+    assert!(say(&mut s, "RCPT TO:<postmaster@example.org>").starts_with("250"));
+    p.local_recipient_check = false;
+    p.recipient_restrictions = vec![Restriction::RejectSenderLoginMismatch];
+    let mut s = session(p, OUTSIDE);
+    say(&mut s, "EHLO c");
+    say(&mut s, "MAIL FROM:<alice@example.org>");
+    assert_eq!(
+        say(&mut s, "RCPT TO:<alice@example.org>"),
+        "451 4.3.0 <alice@example.org>: Sender address rejected: Temporary lookup failure"
+    );
 }
 
 fn limited(p: Policy, client: &str, failures: u32, rate: u32) -> Session {

@@ -20,6 +20,7 @@ mod error;
 pub mod key;
 pub mod pg;
 pub mod pg_tls;
+pub mod pg_pool;
 
 use std::fmt;
 use std::fs;

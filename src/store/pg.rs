@@ -21,9 +21,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use postgres::binary_copy::BinaryCopyInWriter;
-use postgres::config::{Host, TargetSessionAttrs};
 use postgres::types::Type;
-use postgres::{Client, Config};
+use postgres::Client;
+use tokio_postgres::Config;
+use tokio_postgres::config::{Host, TargetSessionAttrs};
 
 use super::pg_tls;
 use super::{Account, Result, StoreError};
@@ -35,7 +36,8 @@ pub const CHANNEL: &str = "sasldb";
 pub const SCHEMA: &str = "\
 CREATE TABLE IF NOT EXISTS sasldb (authid text NOT NULL, realm text NOT NULL, property text NOT NULL, value text, PRIMARY KEY (authid, realm, property));
 CREATE OR REPLACE FUNCTION sasldb_notify() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify('sasldb', ''); RETURN NULL; END $$;
-CREATE OR REPLACE TRIGGER sasldb_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON sasldb FOR EACH STATEMENT EXECUTE FUNCTION sasldb_notify();";
+CREATE OR REPLACE TRIGGER sasldb_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON sasldb FOR EACH STATEMENT EXECUTE FUNCTION sasldb_notify();
+CREATE INDEX IF NOT EXISTS sasldb_folded ON sasldb (lower(authid), lower(realm));";
 
 /// A bound on connecting, so a dead host fails the command instead of hanging it.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -106,12 +108,11 @@ pub fn redacted_url(url: &str) -> String {
         .map_or_else(|| "PostgreSQL URL".to_string(), |c| redacted(&c))
 }
 
-/// A URL's driver settings and TLS connector, with libpq's defaults filled
-/// in (host localhost, user `$PGUSER` or `$USER`, a connect timeout,
-/// PGPASSWORD / pgpass). An async pool parses the URL from
-/// [`pg_tls::split_url`] with `tokio_postgres::Config` and takes the same
-/// [`pg_tls::connector`].
-pub fn config(url: &str) -> Result<(Config, pg_tls::MakeRustlsConnect)> {
+/// The URL parsed with libpq's defaults filled in (host `localhost`, user
+/// `PGUSER`/`USER`, password `PGPASSWORD`/pgpass, a connect timeout), its
+/// redacted form for messages, and the TLS connector its `sslmode` and
+/// `sslrootcert` ask for: what the tools and the daemon's pool connect with.
+pub fn client_config(url: &str, mode: Mode) -> Result<(Config, String, pg_tls::MakeRustlsConnect)> {
     let bad = |message: String| StoreError::Pg {
         target: "PostgreSQL URL".into(),
         message,
@@ -133,15 +134,24 @@ pub fn config(url: &str) -> Result<(Config, pg_tls::MakeRustlsConnect)> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
+    // Writers (and `--init-schema`) given several hosts and no
+    // `target_session_attrs` take the first that accepts writes.
+    if matches!(mode, Mode::Write | Mode::Schema)
+        && config.get_hosts().len() > 1
+        && !url.contains("target_session_attrs")
+    {
+        config.target_session_attrs(TargetSessionAttrs::ReadWrite);
+    }
     default_password(&mut config);
+    let target = redacted(&config);
     let connector = pg_tls::connector(&tls).map_err(|e| StoreError::Pg {
-        target: redacted(&config),
+        target: target.clone(),
         message: e.to_string(),
     })?;
-    Ok((config, connector))
+    Ok((config, target, connector))
 }
 
-fn pg_err(target: &str, what: &str, e: &postgres::Error) -> StoreError {
+pub(super) fn pg_err(target: &str, what: &str, e: &postgres::Error) -> StoreError {
     // The driver's messages name the server's reason (and never the password).
     let detail = match e.as_db_error() {
         Some(db) => db.message().to_string(),
@@ -238,6 +248,35 @@ fn default_password(config: &mut Config) {
     }
 }
 
+/// One account's properties with a value, in byte order.
+pub(super) const PROPERTIES: &str = "SELECT property, value FROM sasldb \
+     WHERE authid = $1 AND realm = $2 AND value IS NOT NULL ORDER BY property COLLATE \"C\"";
+
+/// The account's name and realm as text; `None`: it cannot be stored.
+pub(super) fn names(account: &Account) -> Option<(&str, &str)> {
+    Some((
+        std::str::from_utf8(&account.authid).ok()?,
+        std::str::from_utf8(&account.realm).ok()?,
+    ))
+}
+
+/// A property's name and value.
+pub type Property = (Vec<u8>, Vec<u8>);
+
+/// The rows of [`PROPERTIES`] as (property, value) bytes. A column that is
+/// not text (a table altered by hand) is an error, not a panic.
+pub(super) fn property_pairs(
+    rows: &[postgres::Row],
+) -> std::result::Result<Vec<Property>, postgres::Error> {
+    rows.iter()
+        .map(|r| {
+            let p: &str = r.try_get(0)?;
+            let v: &str = r.try_get(1)?;
+            Ok((p.as_bytes().to_vec(), v.as_bytes().to_vec()))
+        })
+        .collect()
+}
+
 impl PgStore {
     /// Parse the URL and connect. Writers (and `--init-schema`) given
     /// several hosts and no `target_session_attrs` take the first that
@@ -245,15 +284,8 @@ impl PgStore {
     /// mode but [`Mode::Schema`] and [`Mode::Inspect`] fails unless table
     /// sasldb exists.
     pub fn connect(url: &str, mode: Mode) -> Result<PgStore> {
-        let (mut config, connector) = config(url)?;
-        if matches!(mode, Mode::Write | Mode::Schema)
-            && config.get_hosts().len() > 1
-            && !url.contains("target_session_attrs")
-        {
-            config.target_session_attrs(TargetSessionAttrs::ReadWrite);
-        }
-        let target = redacted(&config);
-        let client = config
+        let (config, target, connector) = client_config(url, mode)?;
+        let client = postgres::Config::from(config)
             .connect(connector)
             .map_err(|e| pg_err(&target, "cannot connect", &e))?;
         let store = PgStore {
@@ -341,29 +373,15 @@ impl PgStore {
 
     /// All properties of one account with a value, in byte order.
     pub fn properties(&self, account: &Account) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let (Ok(user), Ok(realm)) = (
-            std::str::from_utf8(&account.authid),
-            std::str::from_utf8(&account.realm),
-        ) else {
+        let Some((user, realm)) = names(account) else {
             return Ok(Vec::new()); // such a name cannot be stored
         };
         let rows = self
             .client
             .borrow_mut()
-            .query(
-                "SELECT property, value FROM sasldb WHERE authid = $1 AND realm = $2 \
-                 AND value IS NOT NULL ORDER BY property COLLATE \"C\"",
-                &[&user, &realm],
-            )
+            .query(PROPERTIES, &[&user, &realm])
             .map_err(|e| self.err("reading", &e))?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let p: &str = r.get(0);
-                let v: &str = r.get(1);
-                (p.as_bytes().to_vec(), v.as_bytes().to_vec())
-            })
-            .collect())
+        property_pairs(&rows).map_err(|e| self.err("reading", &e))
     }
 
     /// Whether any account with a value is in `realm`.

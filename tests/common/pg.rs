@@ -166,31 +166,12 @@ impl Postgres {
             .expect("write postgresql.conf");
         }
         let port = free_port();
-        let log = std::fs::File::create(dir.path().join("postgres.log")).expect("log");
-        chown(&dir.path().join("postgres.log"));
-        let child = as_postgres(&format!("{BIN}/postgres"))
-            .arg("-D")
-            .arg(&data)
-            .arg("-k")
-            .arg(dir.path())
-            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
-            .args(["-c", "fsync=off"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("dup"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn postgres");
-        let pg = Postgres {
+        let mut pg = Postgres {
             dir,
             port,
-            child: Some(child),
+            child: None,
         };
-        wait_for(WAIT, "PostgreSQL to accept connections", || {
-            pg.psql_as_postgres("postgres", "SELECT 1")
-                .status
-                .success()
-                .then_some(())
-        });
+        pg.run_server();
         for sql in [
             format!("CREATE ROLE sasl LOGIN PASSWORD '{PASSWORD}'"),
             "CREATE DATABASE sasl OWNER sasl".to_string(),
@@ -198,6 +179,55 @@ impl Postgres {
             ok(pg.psql_as_postgres("postgres", &sql), &sql);
         }
         pg
+    }
+
+    /// Start the server on the cluster's data directory and port, and wait
+    /// until it accepts connections; its log is appended to.
+    fn run_server(&mut self) {
+        let path = self.dir.path().join("postgres.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .expect("log");
+        ok(
+            Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(&path)
+                .output()
+                .expect("chown"),
+            "chown",
+        );
+        let child = as_postgres(&format!("{BIN}/postgres"))
+            .arg("-D")
+            .arg(self.data_dir())
+            .arg("-k")
+            .arg(self.dir.path())
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+            ])
+            .args(["-c", "fsync=off"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn postgres");
+        self.child = Some(child);
+        wait_for(WAIT, "PostgreSQL to accept connections", || {
+            self.psql_as_postgres("postgres", "SELECT 1")
+                .status
+                .success()
+                .then_some(())
+        });
+    }
+
+    /// Start it again after [`Postgres::stop`]: same data directory, same port.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "PostgreSQL is still running");
+        self.run_server();
     }
 
     /// The server's own log, for failure messages.

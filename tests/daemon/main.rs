@@ -15,6 +15,7 @@ mod mech_python;
 mod package;
 mod package_install;
 mod pg_cyrus;
+mod pg;
 mod resources;
 mod smtpd_clients;
 mod tls_speed;
@@ -32,6 +33,7 @@ fn main() {
             package::tests(),
             package_install::tests(),
             pg_cyrus::tests(),
+            pg::tests(),
             resources::tests(),
             smtpd_clients::tests(),
             tls_speed::tests(),

@@ -10,10 +10,13 @@ use super::{DEFAULT_CONFIG, tls};
 use crate::authd::server::SocketSpec;
 use crate::logging::{self, Logger};
 use crate::maincf::MainCf;
+use crate::mech::Credentials;
 use crate::mech::ServerConfig;
 use crate::net::{Cidr, FailureLimiter, parse_ipv6_prefix};
 use crate::saslconf::{self, security::SecurityOptions};
-use crate::smtp::accounts::AccountIndex;
+use crate::secret::cache;
+use crate::secret::pg_fetch::{self, PgCredentials};
+use crate::smtp::accounts::{AccountIndex, SharedDirectory};
 use crate::smtp::listener::Listener;
 use crate::smtp::session::{Policy, Restriction, check_relay_closed};
 use crate::smtp::spool::Spool;
@@ -73,6 +76,61 @@ pub(super) fn common(cf: &MainCf) -> Result<Common, Fatal> {
         open,
         server,
     })
+}
+
+/// The store the daemon authenticates against: an LMDB file, opened by
+/// each user, or one PostgreSQL connection set and cache they all share.
+pub(super) enum Backend {
+    Lmdb,
+    Pg(Arc<PgCredentials>),
+}
+
+impl Backend {
+    /// Connect when `sasldb_path` is a PostgreSQL URL (checking the table
+    /// is there); an LMDB file is opened by its users.
+    pub(super) fn open(
+        cf: &MainCf,
+        c: &Common,
+        log: Arc<logging::LogFn>,
+    ) -> Result<Backend, Fatal> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = c.store_path.as_os_str().as_bytes();
+        if !crate::store::pg::is_url(path) {
+            return Ok(Backend::Lmdb);
+        }
+        let policy = cache::Policy {
+            positive_ttl: cf.get_duration("smtpd_auth_cache_ttl")?,
+            negative_ttl: cf.get_duration("smtpd_auth_cache_negative_ttl")?,
+            max_entries: cf.get_u32("smtpd_auth_cache_size")?.max(1) as usize,
+            ..cache::Policy::default()
+        };
+        let url = String::from_utf8_lossy(path);
+        Ok(Backend::Pg(Arc::new(pg_fetch::connect(&url, policy, log)?)))
+    }
+
+    /// The credentials the auth sockets check against.
+    pub(super) fn credentials(
+        &self,
+        c: &Common,
+    ) -> Result<Arc<dyn Credentials + Send + Sync>, Fatal> {
+        Ok(match self {
+            Backend::Lmdb => {
+                Arc::new(Store::open_read(&c.store_path, &c.open).map_err(Fatal::NoStore)?)
+            }
+            Backend::Pg(p) => Arc::clone(p) as Arc<dyn Credentials + Send + Sync>,
+        })
+    }
+
+    /// What the SMTP listener asks.
+    pub(super) fn directory(&self, c: &Common) -> Result<SharedDirectory, Fatal> {
+        Ok(match self {
+            Backend::Lmdb => Arc::new(AccountIndex::new(Arc::new(Store::open_read(
+                &c.store_path,
+                &c.open,
+            )?))),
+            Backend::Pg(p) => Arc::clone(p) as SharedDirectory,
+        })
+    }
 }
 
 pub(super) fn cidrs(cf: &MainCf, key: &str) -> Result<Vec<Cidr>, Fatal> {
@@ -137,7 +195,7 @@ pub(super) fn local_recipient_check(cf: &MainCf) -> Result<bool, Fatal> {
 pub(super) fn smtp_listener(
     cf: &MainCf,
     c: &Common,
-    store: Arc<Store>,
+    accounts: SharedDirectory,
     aliases: &[String],
     previous: Option<(&Listener, bool)>,
 ) -> Result<Listener, Fatal> {
@@ -201,8 +259,7 @@ pub(super) fn smtp_listener(
         timeout: cf.get_duration("smtpd_timeout")?,
         relayhost: (!relayhost.is_empty()).then_some(relayhost),
         maildir,
-        accounts: AccountIndex::new(Arc::clone(&store)),
-        store,
+        accounts,
         limiter: Arc::new(std::sync::Mutex::new(failure_limiter(cf)?)),
         auth_rate: Arc::new(std::sync::Mutex::new(
             FailureLimiter::new(
