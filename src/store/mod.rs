@@ -19,8 +19,8 @@ pub mod backend;
 mod error;
 pub mod key;
 pub mod pg;
-pub mod pg_tls;
 pub mod pg_pool;
+pub mod pg_tls;
 
 use std::fmt;
 use std::fs;

@@ -5,7 +5,7 @@
 //! the Dovecot and saslauthd sockets on the same store; an empty password
 //! never logs in; bad URLs, passwords and a missing table stop the start.
 use crate::common::daemon::{Process, SMTPD_AUTH, WAIT, free_port, wait_for, wait_port};
-use crate::common::pg::{PASSWORD, Postgres};
+use crate::common::pg::{PASSWORD, Postgres, TlsFiles};
 use crate::common::*;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -452,7 +452,61 @@ fn bad_urls_passwords_and_tables_stop_the_start() {
     assert!(!log.contains(PASSWORD), "{log}");
 }
 
+/// The daemon's pool connects with the TLS the URL asks for, as the tools
+/// do: verified against the right CA it serves logins, and every
+/// connection it made to the server was encrypted; against another CA it
+/// does not start, and says why.
+fn the_daemon_reaches_the_database_over_verified_tls() {
+    let s = Scratch::new();
+    let tls = TlsFiles::new(&["localhost", "127.0.0.1"]);
+    let pg = Postgres::start_tls(&tls);
+    saslpasswd(&s, &pg, &["--init-schema"], None);
+    set_password(&s, &pg, "alice", "alice-pw");
+    let ca = s.path("ca.pem");
+    std::fs::write(&ca, &tls.ca_pem).expect("ca");
+    let verified = format!(
+        "{}?sslmode=verify-full&sslrootcert={}&application_name=smtpd-auth-tls-test",
+        pg.url(),
+        ca.display()
+    );
+    let d = start(&s, &pg, "tls", &[&format!("sasldb_path={verified}")]);
+    assert_eq!(plain(d.port, "alice", "alice-pw"), 235);
+    assert_eq!(plain(d.port, "alice", "wrong"), 535);
+    // The server's view of the daemon's connections (pool and LISTEN).
+    let plain_ones = pg.superuser(
+        "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+         WHERE application_name = 'smtpd-auth-tls-test' AND NOT ssl",
+    );
+    let tls_ones = pg.superuser(
+        "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+         WHERE application_name = 'smtpd-auth-tls-test' AND ssl",
+    );
+    assert_eq!(plain_ones.trim(), "0");
+    assert!(
+        tls_ones.trim().parse::<u32>().is_ok_and(|n| n >= 1),
+        "{tls_ones}"
+    );
+    drop(d);
+    // Another CA: the start fails with the reason, the password unsaid.
+    let other = TlsFiles::new(&["localhost", "127.0.0.1"]);
+    let wrong_ca = s.path("other-ca.pem");
+    std::fs::write(&wrong_ca, &other.ca_pem).expect("ca");
+    let url = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        pg.url(),
+        wrong_ca.display()
+    );
+    let (code, log) = refused(&s, &url);
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains("cannot connect") && log.contains("certificate"),
+        "{log}"
+    );
+    assert!(!log.contains(PASSWORD), "{log}");
+}
+
 crate::tests!(
+    the_daemon_reaches_the_database_over_verified_tls,
     two_daemons_see_every_change_within_2s,
     an_outage_serves_recent_logins_and_recovers,
     auth_sockets_use_the_same_store,
