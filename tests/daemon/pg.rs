@@ -54,12 +54,12 @@ fn cluster(s: &Scratch) -> Postgres {
 /// One `smtpd-auth` on the cluster: SMTP on a free port without TLS. The
 /// first reads the URL with its password from a main.cf; others get it
 /// with `-o` and the password from PGPASSWORD.
-struct Daemon {
-    p: Process,
-    port: u16,
+pub(crate) struct Daemon {
+    pub(crate) p: Process,
+    pub(crate) port: u16,
 }
 
-fn start(s: &Scratch, pg: &Postgres, name: &str, extra: &[&str]) -> Daemon {
+pub(crate) fn start(s: &Scratch, pg: &Postgres, name: &str, extra: &[&str]) -> Daemon {
     open_to_mail_owner(s, &s.path(&format!("{name}-mail")));
     let port = free_port();
     let cf = s.path(&format!("{name}.cf"));
@@ -129,7 +129,7 @@ fn rcpt(port: u16, to: &str) -> String {
 }
 
 /// AUTH PLAIN with an initial response; the reply code.
-fn plain(port: u16, user: &str, pw: &str) -> u16 {
+pub(crate) fn plain(port: u16, user: &str, pw: &str) -> u16 {
     auth(
         port,
         &format!("PLAIN {}", B64.encode(format!("\0{user}\0{pw}"))),
@@ -137,7 +137,7 @@ fn plain(port: u16, user: &str, pw: &str) -> u16 {
 }
 
 /// A login by Python's smtplib with one mechanism; the reply code.
-fn smtplib(port: u16, mech: &str, user: &str, pw: &str) -> u16 {
+pub(crate) fn smtplib(port: u16, mech: &str, user: &str, pw: &str) -> u16 {
     let script = r#"
 import smtplib, sys
 port, mech = int(sys.argv[1]), sys.argv[2]
@@ -160,7 +160,7 @@ print(code)
 }
 
 /// Poll `login` until it gives `want`, for at most [`SEEN_WITHIN`].
-fn seen_within(what: &str, want: u16, mut login: impl FnMut() -> u16) {
+pub(crate) fn seen_within(what: &str, want: u16, mut login: impl FnMut() -> u16) {
     let start = Instant::now();
     loop {
         let got = login();

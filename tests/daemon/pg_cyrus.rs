@@ -4,7 +4,8 @@
 //!   authenticates users made by our `saslpasswd -f URL` over PLAIN and CRAM-MD5, and a `-n`
 //!   user (SCRAM verifier only) over SCRAM-SHA-256 (gsasl as the client);
 //! - users made by Debian's `saslpasswd2` writing through `sql_insert` are listed by our
-//!   `sasldblistusers -f URL` and verified by our `saslpasswd --check`;
+//!   `sasldblistusers -f URL`, verified by our `saslpasswd --check` and logged in by
+//!   `smtpd-auth` on the same table, which sees saslpasswd2's later changes within 2 s;
 //! - a user `saslpasswd2 -d` deleted (NULL values) never logs in through Postfix, and an
 //!   empty password never logs in.
 use std::io::{BufRead, BufReader, Write};
@@ -203,6 +204,16 @@ fn saslpasswd2_users_through_sql_insert_are_ours_and_deleted_ones_never_log_in()
     let o = check("erin", "erin pw!");
     assert!(stdout(&o).contains("password matches"), "{}", stderr(&o));
     assert_eq!(check("erin", "wrong").status.code(), Some(1));
+    // ...and smtpd-auth on the same table logs them in, and keeps up with
+    // what saslpasswd2 does next (its writes fire the NOTIFY trigger too).
+    let ours = crate::pg::start(&lab.s, &pg, "ours", &[]);
+    let (dave, erin) = (format!("dave@{REALM}"), format!("erin@{REALM}"));
+    assert_eq!(crate::pg::plain(ours.port, &dave, "dave-pw"), 235);
+    assert_eq!(
+        crate::pg::smtplib(ours.port, "CRAM-MD5", &erin, "erin pw!"),
+        235
+    );
+    assert_eq!(crate::pg::plain(ours.port, &erin, "wrong"), 535);
     assert_authenticated(pf.auth("PLAIN", "dave", "dave-pw"));
     assert_authenticated(pf.auth("CRAM-MD5", "erin", "erin pw!"));
     // saslpasswd2 changes a user made by ours: sql_insert's ON CONFLICT updates it.
@@ -232,6 +243,10 @@ fn saslpasswd2_users_through_sql_insert_are_ours_and_deleted_ones_never_log_in()
     );
     let o = our(&lab, LISTUSERS, &["-f", &url], None);
     assert!(!stdout(&o).contains("dave@"), "{}", stdout(&o));
+    crate::pg::seen_within("saslpasswd2 -d dave", 535, || {
+        crate::pg::plain(ours.port, &dave, "dave-pw")
+    });
+    assert_eq!(crate::pg::plain(ours.port, &dave, ""), 535);
     assert_eq!(check("dave", "dave-pw").status.code(), Some(1));
     assert_refused(pf.auth("PLAIN", "dave", "dave-pw"));
     assert_refused(pf.auth("CRAM-MD5", "dave", "dave-pw"));
