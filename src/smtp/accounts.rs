@@ -60,12 +60,28 @@ impl AccountIndex {
 
     fn index(&self) -> Result<Arc<Folded>, StoreError> {
         let generation = self.store.generation();
-        let mut cached = self.folded.lock().unwrap_or_else(|p| p.into_inner());
+        // Held for a whole rebuild: whoever waits for it lends its thread.
+        let mut cached = match self.folded.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                lend_thread(|| self.folded.lock().unwrap_or_else(|p| p.into_inner()))
+            }
+        };
         if let Some((g, map)) = cached.as_ref()
             && *g == generation
         {
             return Ok(Arc::clone(map));
         }
+        // A rebuild scans every key, which takes a while on a large store:
+        // on a tokio worker, lend the thread's other sessions to the other
+        // workers meanwhile.
+        let map = Arc::new(lend_thread(|| self.scan())?);
+        *cached = Some((generation, Arc::clone(&map)));
+        Ok(map)
+    }
+
+    fn scan(&self) -> Result<Folded, StoreError> {
         let mut map = Folded::new();
         self.store.read(|v| {
             v.scan(|s| {
@@ -76,9 +92,18 @@ impl AccountIndex {
                 true
             })
         })?;
-        let map = Arc::new(map);
-        *cached = Some((generation, Arc::clone(&map)));
         Ok(map)
+    }
+}
+
+/// Run `f`, which blocks, as `tokio::task::block_in_place` on a
+/// multi-thread runtime's worker (its other tasks move to other workers),
+/// else directly.
+fn lend_thread<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
@@ -119,6 +144,53 @@ pub type SharedDirectory = Arc<dyn Directory + Send + Sync>;
 mod tests {
     use super::*;
     use crate::store::OpenOptions;
+
+    #[test]
+    fn rebuilds_on_runtime_workers_lend_the_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sasldb2");
+        let store = Arc::new(Store::open_write(&path, &OpenOptions::default()).unwrap());
+        store
+            .write(|w| {
+                for i in 0..2000 {
+                    w.put(
+                        &Account::new(format!("User{i}"), "Example.ORG"),
+                        "userPassword",
+                        b"pw",
+                    )?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let index = Arc::new(AccountIndex::new(Arc::clone(&store)));
+        // On a multi-thread runtime, many sessions at once (block_in_place
+        // would panic on a current-thread one: there it runs directly).
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let found = rt.block_on(async {
+            let tasks: Vec<_> = (0..16)
+                .map(|i| {
+                    let index = Arc::clone(&index);
+                    tokio::spawn(async move {
+                        index.find_account(&format!("user{}", i * 100), "example.org")
+                    })
+                })
+                .collect();
+            let mut n = 0;
+            for t in tasks {
+                n += usize::from(t.await.unwrap().unwrap().is_some());
+            }
+            n
+        });
+        assert_eq!(found, 16);
+        let current = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let one = current.block_on(async { index.find_account("USER5", "example.ORG") });
+        assert_eq!(one.unwrap(), Some(Account::new("User5", "Example.ORG")));
+    }
 
     #[test]
     fn mixed_case_accounts_are_found_and_new_ones_seen() {
