@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 pub mod daemon;
+pub mod deb;
 pub mod harness;
 pub mod interop;
 pub mod pg;

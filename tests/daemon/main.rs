@@ -13,7 +13,6 @@ mod fail2ban;
 mod hardening;
 mod mech_python;
 mod package;
-mod package_install;
 mod pg;
 mod pg_cyrus;
 mod resources;
@@ -31,7 +30,6 @@ fn main() {
             hardening::tests(),
             mech_python::tests(),
             package::tests(),
-            package_install::tests(),
             pg_cyrus::tests(),
             pg::tests(),
             resources::tests(),

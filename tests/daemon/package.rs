@@ -7,19 +7,19 @@
 //!
 //! Needs the packages `systemd` (systemd-socket-activate, systemd-analyze),
 //! `lintian`, `dpkg-dev`'s dpkg-deb (in dpkg) and `cargo install cargo-deb`.
-//! Nothing is installed on the machine here (tests/daemon/package_install.rs
-//! installs and purges the package).
+//! Nothing is installed on the machine here (tests/install.rs, a test binary
+//! of its own so that nothing runs beside it, installs and purges it).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::common;
 use crate::common::daemon::free_port;
+use crate::common::deb::{deb, dpkg_deb, files};
 use crate::common::{Dovecot, Scratch, need};
 
 const SMTPD: &str = env!("CARGO_BIN_EXE_smtpd-auth");
@@ -30,56 +30,6 @@ fn root() -> &'static Path {
 }
 
 // ------------------------------------------------------------------ package
-
-/// Build the package once for every test here.
-pub(crate) fn deb() -> &'static Path {
-    static DEB: OnceLock<PathBuf> = OnceLock::new();
-    need("cargo-deb", "cargo-deb (cargo install cargo-deb --locked)");
-    need("dpkg-deb", "dpkg");
-    DEB.get_or_init(|| {
-        // The binaries cargo test has just built (debug): the package's
-        // layout is under test here, not the release build, which would
-        // add minutes of LTO to every run (`cargo deb` alone builds that).
-        let out = Command::new("cargo")
-            .args(["deb", "--locked", "--profile", "dev", "--no-build", "-o"])
-            .arg(std::env::temp_dir().join(format!("sasldb-deb-{}", std::process::id())))
-            .current_dir(root())
-            .output()
-            .expect("cargo deb (cargo install cargo-deb --locked)");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "cargo deb failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let path = stdout
-            .lines()
-            .rev()
-            .find(|l| l.ends_with(".deb"))
-            .unwrap_or_else(|| panic!("no .deb named in cargo deb's output: {stdout}"));
-        PathBuf::from(path.trim())
-    })
-}
-
-fn dpkg_deb(args: &[&str]) -> String {
-    let out = Command::new("dpkg-deb")
-        .args(args)
-        .arg(deb())
-        .output()
-        .expect("dpkg-deb");
-    assert!(out.status.success(), "{}", common::stderr(&out));
-    common::stdout(&out)
-}
-
-/// The package's files (not directories), as absolute paths.
-pub(crate) fn files() -> Vec<String> {
-    dpkg_deb(&["-c"])
-        .lines()
-        .filter(|l| l.starts_with('-'))
-        .filter_map(|l| l.split_whitespace().last())
-        .map(|p| p.trim_start_matches('.').to_string())
-        .collect()
-}
 
 fn package_holds_the_tools_pages_completions_units_and_configuration() {
     need("dpkg-deb", "dpkg");

@@ -3,12 +3,18 @@
 //! `deb-systemd-helper` does without a running systemd) and runs; `dpkg
 //! --purge` leaves nothing behind. Root only; refuses to touch a machine
 //! where the package or any of its files is already present.
+//!
+//! A test binary of its own: cargo runs test binaries one after another,
+//! so no other test runs while the package is installed (an `smtpd-auth`
+//! started without `-c` would read the installed `/etc/smtpd-auth/main.cf`).
 
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::{self, need, need_root};
-use crate::package::{deb, files};
+mod common;
+
+use common::deb::{deb, files};
+use common::{need, need_root};
 
 const PACKAGE: &str = "sasldb";
 
@@ -138,4 +144,8 @@ fn the_package_installs_runs_and_purges_without_a_trace() {
     assert!(left.is_empty(), "left behind after purge: {left:?}");
 }
 
-crate::tests!(the_package_installs_runs_and_purges_without_a_trace);
+crate::tests!(the_package_installs_runs_and_purges_without_a_trace,);
+
+fn main() {
+    common::harness::run(tests())
+}
