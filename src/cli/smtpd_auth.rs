@@ -28,6 +28,10 @@ use crate::smtp::spool::Spool;
 /// Default configuration file (read when it exists and no -c is given).
 pub const DEFAULT_CONFIG: &str = "/etc/smtpd-auth/main.cf";
 
+/// Names the configuration file read without `-c` (empty: none), instead
+/// of [`DEFAULT_CONFIG`].
+pub const CONFIG_ENV: &str = "SMTPD_AUTH_CONFIG";
+
 /// The `--help` (and man page) section on running under systemd; the
 /// names are `crate::sysd::Role::from_name`'s.
 const SOCKET_ACTIVATION: &str = "\nSocket activation:
@@ -65,7 +69,7 @@ pub fn command() -> Command {
         .about("SMTP submission listener with SMTP AUTH, and authentication service for Postfix (Dovecot and saslauthd socket protocols), backed by the sasldb store")
         .arg(Arg::new("config").short('c').value_name("FILE").action(ArgAction::Set)
             .value_hint(clap::ValueHint::FilePath)
-            .help("Configuration file in main.cf syntax (default /etc/smtpd-auth/main.cf when present)"))
+            .help("Configuration file in main.cf syntax (default: $SMTPD_AUTH_CONFIG, none when it is empty; else /etc/smtpd-auth/main.cf when present)"))
         .arg(Arg::new("override").short('o').value_name("KEY=VALUE").action(ArgAction::Append)
             .help("Override a parameter, as master.cf's -o does"))
         .arg(Arg::new("listen").long("listen").value_name("ADDR:PORT").action(ArgAction::Append)

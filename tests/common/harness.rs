@@ -56,6 +56,11 @@ pub fn ci() -> bool {
 /// Run `tests` as cargo's harness would (same arguments, same report) and exit.
 pub fn run(tests: Vec<Test>) -> ! {
     SKIPS.store(!ci(), Ordering::SeqCst);
+    // Every smtpd-auth a test starts without -c reads no configuration
+    // file, whatever the machine has in /etc/smtpd-auth (a test that wants
+    // one sets the variable for its own command).
+    // SAFETY: no other thread runs yet.
+    unsafe { std::env::set_var("SMTPD_AUTH_CONFIG", "") };
     // A skip is an expected unwind, not a crash: no "panicked at" noise for it.
     let report = panic::take_hook();
     panic::set_hook(Box::new(move |info| {

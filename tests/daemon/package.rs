@@ -188,6 +188,37 @@ fn shipped_configuration_starts_nothing_dangerous() {
     assert!(out.status.success(), "{}", common::stderr(&out));
 }
 
+/// Without -c the file comes from SMTPD_AUTH_CONFIG (none when empty, as
+/// the test harness sets it), else /etc/smtpd-auth/main.cf.
+fn the_configuration_file_may_come_from_the_environment() {
+    let s = Scratch::new();
+    let cf = s.path("env.cf");
+    std::fs::write(&cf, "myhostname = from-env.example\n").unwrap();
+    let print = |value: &std::path::Path| {
+        let out = Command::new(SMTPD)
+            .env("SMTPD_AUTH_CONFIG", value)
+            .arg("--print-config")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        common::stdout(&out)
+    };
+    assert!(print(&cf).contains("myhostname = from-env.example"));
+    assert!(!print(std::path::Path::new("")).contains("myhostname"));
+    // A file that is not there is an error, not silence.
+    let out = Command::new(SMTPD)
+        .env("SMTPD_AUTH_CONFIG", s.path("missing.cf"))
+        .arg("--print-config")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        common::stderr(&out).contains("missing.cf"),
+        "{}",
+        common::stderr(&out)
+    );
+}
+
 // -------------------------------------------------------------------- units
 
 /// The units in a scratch directory, ExecStart pointing at the binary
@@ -598,6 +629,7 @@ crate::tests!(
     control_fields_and_conffiles,
     lintian_reports_no_errors,
     shipped_configuration_starts_nothing_dangerous,
+    the_configuration_file_may_come_from_the_environment,
     units_pass_systemd_analyze_verify,
     service_exposure_is_below_two,
     socket_activated_daemon_serves_named_sockets_binds_nothing_and_notifies,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::error::Fatal;
-use super::{DEFAULT_CONFIG, tls};
+use super::{CONFIG_ENV, DEFAULT_CONFIG, tls};
 use crate::authd::server::SocketSpec;
 use crate::logging::{self, Logger};
 use crate::maincf::MainCf;
@@ -340,10 +340,15 @@ impl Source {
     pub(super) fn load(&self) -> Result<MainCf, Fatal> {
         let mut cf = match &self.path {
             Some(p) => MainCf::load(p)?,
-            None if std::path::Path::new(DEFAULT_CONFIG).exists() => {
-                MainCf::load(std::path::Path::new(DEFAULT_CONFIG))?
-            }
-            None => MainCf::default(),
+            // As Postfix's MAIL_CONFIG: another default, or none when empty.
+            None => match std::env::var_os(CONFIG_ENV) {
+                Some(p) if p.is_empty() => MainCf::default(),
+                Some(p) => MainCf::load(std::path::Path::new(&p))?,
+                None if std::path::Path::new(DEFAULT_CONFIG).exists() => {
+                    MainCf::load(std::path::Path::new(DEFAULT_CONFIG))?
+                }
+                None => MainCf::default(),
+            },
         };
         for o in &self.overrides {
             cf.override_with(o)?;
