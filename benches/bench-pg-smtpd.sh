@@ -47,14 +47,6 @@ RES=${RES:-$ROOT/target/bench-pg-smtpd/$(date +%Y%m%d-%H%M%S)}
 [[ $(id -u) -eq 0 ]] || { echo "bench-pg-smtpd.sh: run as root (initdb runs as postgres)" >&2; exit 1; }
 [[ -x $PG_BIN/initdb ]] || { echo "$PG_BIN/initdb missing (apt-get install postgresql)" >&2; exit 1; }
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
-wait_port() {
-  local i
-  for ((i = 0; i < 300; i++)); do
-    python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), 1)" "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "port $1 never opened" >&2; return 1
-}
 
 mkdir -p "$RES/runs"
 log "building (release)"

@@ -231,11 +231,6 @@ elif mode == "rss":
 PY
 procs() { python3 "$WORK/procs.py" "$@"; }
 
-wait_port() {  # port
-  local i
-  for i in $(seq 100); do ss -Hltn "sport = :$1" | grep -q . && return 0; sleep 0.1; done
-  echo "nothing listens on 127.0.0.1:$1" >&2; return 1
-}
 
 # ---------------------------------------------------------------- snapshot (for h.)
 SNAP_PATHS=(etc/postfix var/spool/postfix var/lib/postfix)

@@ -18,3 +18,13 @@ for l in sys.stdin:
 git_rev() {
   echo "$(cd "$1" && git rev-parse --short HEAD 2>/dev/null)$(cd "$1" && git diff --quiet HEAD 2>/dev/null || echo '+dirty')"
 }
+
+# Wait until something listens on 127.0.0.1:PORT (ss, from iproute2), 30 s at most.
+wait_port() {  # port
+  local i
+  for ((i = 0; i < 300; i++)); do
+    ss -Hltn "sport = :$1" | grep -q . && return 0
+    sleep 0.1
+  done
+  echo "nothing listens on 127.0.0.1:$1" >&2; return 1
+}
