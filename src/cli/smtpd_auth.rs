@@ -48,7 +48,7 @@ const SOCKET_ACTIVATION: &str = "\nSocket activation:
 const POSTGRESQL: &str = "\nPostgreSQL store:
   sasldb_path = postgresql://USER@HOST:PORT/DB serves the table saslpasswd --init-schema creates (the password from the URL, PGPASSWORD or ~/.pgpass; keep it off the command line). The SMTP listener and the auth sockets share 4 connections (connect timeout 3s unless the URL sets connect_timeout, statement timeout 5s) and one cache of looked-up secrets (smtpd_auth_cache_ttl, smtpd_auth_cache_negative_ttl, smtpd_auth_cache_size). A LISTEN connection on channel sasldb empties the cache on every change the table's trigger notifies, whoever makes it; while it is down nothing cached is trusted. The first failed login after a success asks the database again.
 
-  When the database is unreachable: logged once (and its return once); accounts that logged in within the last hour keep logging in with the same password, others fail temporarily (454 4.7.0; Dovecot socket: FAIL with temp), wrong passwords fail (535); look-ups fail at once while reconnection is retried in the background.
+  When the database is unreachable: logged once (and its return once); accounts that logged in within the last hour keep logging in with the same password, others fail temporarily (454 4.7.0; Dovecot socket: FAIL with temp), and so do wrong passwords (the reply never tells who logged in lately); look-ups fail at once while reconnection is retried in the background.
 ";
 
 pub fn command() -> Command {

@@ -5,7 +5,7 @@
 use hmac::{KeyInit, Mac};
 
 use super::{AuthError, Authenticated, Credentials, Mechanism, ServerConfig, Step, ct_eq, hex};
-use crate::secret::{self, ScramHash, random_bytes};
+use crate::secret::{ScramHash, random_bytes};
 use crate::store::Account;
 
 /// Cyrus refuses longer responses.
@@ -69,11 +69,11 @@ impl CramMd5 {
         self.attempted = Some(account.clone());
         let secrets = self.config.lookup(creds, &account)?;
         let cost = self.config.failure_cost(ScramHash::Sha256);
-        secret::check_account(creds, &account, secrets, cost, true, |s| {
-            let key = s.cleartext()?;
-            ct_eq(hex(&hmac_md5(key, challenge)).as_bytes(), digest).then_some(())
-        })
-        .ok_or(AuthError::BadCredentials)?;
+        self.config
+            .check_account(creds, &account, secrets, cost, true, |s| {
+                let key = s.cleartext()?;
+                ct_eq(hex(&hmac_md5(key, challenge)).as_bytes(), digest).then_some(())
+            })?;
         Ok(Authenticated {
             account,
             authzid: None,

@@ -9,7 +9,7 @@ use md5::{Digest, Md5};
 use zeroize::Zeroizing;
 
 use super::{AuthError, Authenticated, Credentials, Mechanism, ServerConfig, Step, ct_eq, hex};
-use crate::secret::{self, ScramHash, random_bytes};
+use crate::secret::{ScramHash, random_bytes};
 use crate::store::Account;
 
 /// RFC 2831 bounds the client's response at 4096 bytes.
@@ -305,25 +305,27 @@ impl DigestMd5 {
         let secrets = self.config.lookup(creds, &account)?;
         let expected = response_hex.to_ascii_lowercase();
         let cost = self.config.failure_cost(ScramHash::Sha256);
-        let rspauth = secret::check_account(creds, &account, secrets, cost, true, |s| {
-            let password = s.cleartext()?;
-            let attempt = |user: &[u8], pass: &[u8]| {
-                let (response, rspauth) = response_values(
-                    user, &realm, pass, got_nonce, cnonce, nc, qop, digest_uri, authzid,
-                );
-                ct_eq(response.as_bytes(), &expected).then_some(rspauth)
-            };
-            attempt(username, password).or_else(|| {
-                if !utf8 {
-                    return None;
-                }
-                // Clients convert to ISO 8859-1 when every character fits.
-                let u = to_latin1(username).unwrap_or_else(|| username.to_vec());
-                let p = Zeroizing::new(to_latin1(password).unwrap_or_else(|| password.to_vec()));
-                attempt(&u, &p)
-            })
-        })
-        .ok_or(AuthError::BadCredentials)?;
+        let rspauth = self
+            .config
+            .check_account(creds, &account, secrets, cost, true, |s| {
+                let password = s.cleartext()?;
+                let attempt = |user: &[u8], pass: &[u8]| {
+                    let (response, rspauth) = response_values(
+                        user, &realm, pass, got_nonce, cnonce, nc, qop, digest_uri, authzid,
+                    );
+                    ct_eq(response.as_bytes(), &expected).then_some(rspauth)
+                };
+                attempt(username, password).or_else(|| {
+                    if !utf8 {
+                        return None;
+                    }
+                    // Clients convert to ISO 8859-1 when every character fits.
+                    let u = to_latin1(username).unwrap_or_else(|| username.to_vec());
+                    let p =
+                        Zeroizing::new(to_latin1(password).unwrap_or_else(|| password.to_vec()));
+                    attempt(&u, &p)
+                })
+            })?;
         let authzid = match authzid {
             Some(z) => self.config.authorize(&account, z)?,
             None => None,

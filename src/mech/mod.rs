@@ -149,10 +149,30 @@ impl ServerConfig {
     ) -> Result<(), AuthError> {
         let secrets = self.lookup(creds, account)?;
         let cost = self.failure_cost(ScramHash::Sha256);
-        secret::check_account(creds, account, secrets, cost, true, |s| {
+        self.check_account(creds, account, secrets, cost, true, |s| {
             s.plain_check()?.matches(password).then_some(())
         })
-        .ok_or(AuthError::BadCredentials)
+    }
+
+    /// [`secret::check_account`], a failure as the mechanism answers it:
+    /// bad credentials, or a temporary failure when the secrets were a copy
+    /// kept through a store outage.
+    pub(crate) fn check_account<T>(
+        &self,
+        creds: &dyn Credentials,
+        account: &Account,
+        secrets: Option<Secrets>,
+        cost: FailureCost,
+        recheck: bool,
+        check: impl Fn(&Secrets) -> Option<T>,
+    ) -> Result<T, AuthError> {
+        secret::check_account(creds, account, secrets, cost, recheck, check).ok_or_else(|| {
+            if creds.failure_is_temporary(account) {
+                AuthError::Temporary("the store is unreachable".into())
+            } else {
+                AuthError::BadCredentials
+            }
+        })
     }
 
     /// Look up secrets; a store failure is a temporary failure.

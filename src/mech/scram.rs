@@ -15,7 +15,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
 use super::{AuthError, Authenticated, Credentials, Mechanism, ServerConfig, Step, ct_eq};
-use crate::secret::{self, ScramHash, ScramSource, ScramVerifier, Secrets, random_bytes};
+use crate::secret::{ScramHash, ScramSource, ScramVerifier, Secrets, random_bytes};
 use crate::store::Account;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -333,10 +333,10 @@ impl Scram {
         // cached ones serve the next attempt, not this one.
         let secrets = sent.secrets.take();
         let server_signature =
-            secret::check_account(creds, &sent.account, secrets, cost, false, |s| {
-                self.verify_proof(s, salt, iterations, &auth_message, &proof)
-            })
-            .ok_or(AuthError::BadCredentials)?;
+            self.config
+                .check_account(creds, &sent.account, secrets, cost, false, |s| {
+                    self.verify_proof(s, salt, iterations, &auth_message, &proof)
+                })?;
         let account = sent.account.clone();
         let authzid = self.config.authorize(&account, &sent.authzid)?;
         let mut server_final = b"v=".to_vec();

@@ -163,6 +163,11 @@ impl<K: Hash + Eq + Clone, V: Clone + PartialEq> Cache<K, V> {
         e.value.clone()
     }
 
+    /// Whether the value last handed out for `key` was a stale one.
+    pub fn served_stale(&self, key: &K) -> bool {
+        self.entries.get(key).is_some_and(|e| e.served_stale)
+    }
+
     /// The cached value (trusted or not), to compare with a fresh one.
     pub fn peek(&self, key: &K) -> Option<Option<V>> {
         self.entries.get(key).map(|e| e.value.clone())

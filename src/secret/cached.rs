@@ -132,6 +132,10 @@ impl<F: Fetch> Credentials for Cached<F> {
         self.lock().secrets.succeeded(account, now);
     }
 
+    fn failure_is_temporary(&self, account: &Account) -> bool {
+        self.lock().secrets.served_stale(account)
+    }
+
     fn failed(&self, account: &Account) -> Option<Secrets> {
         let before = {
             let mut c = self.lock();
@@ -331,14 +335,21 @@ mod tests {
         lab.store.set("bob", "bob-pw");
         assert_eq!(lab.login("alice", "pw").0, Ok(true));
         assert_eq!(lab.login("bob", "wrong").0, Ok(false));
+        let temporary = |user: &str| {
+            lab.creds
+                .failure_is_temporary(&Account::new(user, "example.org"))
+        };
+        assert!(!temporary("bob"), "the store answered: bad credentials");
         lab.creds.caches().lock().unwrap().set_listening(false);
         lab.store.down.store(true, Ordering::SeqCst);
         lab.advance(Duration::from_secs(1800));
         // Past invalidation: the same password still logs in...
         assert_eq!(lab.login("alice", "pw").0, Ok(true));
-        // ...a wrong one fails (535), with the usual padding...
+        // ...a wrong one fails, with the usual padding, and temporarily
+        // (454, as for the others below: no hint of who logged in lately)...
         assert_eq!(lab.login("alice", "nope").0, Ok(false));
         assert_eq!(lab.login("alice", "nope").2, 1);
+        assert!(temporary("alice"));
         // ...accounts that did not log in, or unknown ones, fail temporarily.
         assert!(lab.login("bob", "bob-pw").0.is_err());
         assert!(lab.login("carol", "x").0.is_err());

@@ -48,6 +48,14 @@ pub trait Credentials {
     fn failed(&self, _account: &Account) -> Option<Secrets> {
         None
     }
+
+    /// A check of `account` failed against secrets served while the store
+    /// could not be asked (a copy kept through an outage): the failure is
+    /// temporary, as for an account the store cannot answer about, so the
+    /// reply does not tell which accounts logged in lately.
+    fn failure_is_temporary(&self, _account: &Account) -> bool {
+        false
+    }
 }
 
 impl Credentials for Store {
